@@ -1,1 +1,13 @@
-//! multicluster
+//! The pure core of Isthmus: the mesh model, Istio's SNI naming, the split-horizon endpoint
+//! view, and the configuration contract between discovery and gateways.
+//!
+//! Nothing here does IO. Both the control plane and the data plane depend on this crate and on
+//! nothing of each other, so every rule they must agree on lives here.
+
+pub mod model;
+pub mod proto;
+pub mod sni;
+pub mod validate;
+pub mod view;
+
+pub use validate::{ConfigProblem, validate};

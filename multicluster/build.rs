@@ -1,0 +1,13 @@
+//! Compiles the gateway configuration contract with protox (pure Rust, no protoc binary).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/isthmus/v1/config.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(protos, ["proto"])?;
+    prost_build::Config::new()
+        .btree_map(["."])
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(protos, ["proto"])?;
     prost_build::Config::new()
         .btree_map(["."])
+        // Admin endpoints dump the applied config as JSON.
+        .type_attribute(".", "#[derive(serde::Serialize)]")
         .compile_fds(descriptors)?;
     Ok(())
 }

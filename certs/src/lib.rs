@@ -1,1 +1,42 @@
-//! certs
+//! PKI and TLS for Isthmus: the mesh CA hierarchy (one root, one intermediate per cluster),
+//! workload and gateway certificates with SPIFFE identities, loading from files and
+//! Kubernetes Secrets, rotation, and every rustls configuration the project uses.
+
+pub mod authority;
+pub mod csr;
+pub mod files;
+pub mod fingerprint;
+pub mod identity;
+pub mod inspect;
+pub mod issue;
+pub mod load;
+pub mod pem;
+pub mod policy;
+pub mod rotation;
+pub mod secret;
+pub mod tls_config;
+pub mod validity;
+
+pub use authority::{Authority, AuthorityError, AuthorityPem};
+pub use csr::{CsrAndKey, CsrError, MAX_WORKLOAD_CERT_LIFETIME, SignedChain, new_csr};
+pub use files::{CaLifetimes, FilesError, MeshFiles, generate_mesh_files, load_authority_files};
+pub use fingerprint::{cert_sha256_hex, spki_sha256_base64};
+pub use identity::{Identity, IdentityError};
+pub use issue::{IssueError, IssuedCert, LeafSpec};
+pub use load::{LoadError, TlsMaterial, certified_key_from_pem, load_pem_files};
+pub use policy::versions::TlsVersion;
+pub use rotation::{RotatingCert, RotationError};
+pub use secret::{SecretError, ca_from_secret, ca_secret_name, material_from_secret};
+pub use tls_config::gateway::{
+    GatewayServerTls, ServerTlsMode, ServerTlsPieces, ServerTlsPolicy, gateway_server_config,
+    resolve_server_tls,
+};
+pub use tls_config::mesh::{
+    identity_of_chain, istio_alpn, mesh_client_config, mesh_server_config, peer_identity,
+};
+pub use tls_config::sni::SniCertResolver;
+pub use tls_config::upstream::{
+    UpstreamTls, UpstreamTlsMode, UpstreamTlsPolicy, upstream_client_config,
+};
+pub use tls_config::{TlsConfigError, crypto_provider};
+pub use validity::Validity;

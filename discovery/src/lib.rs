@@ -1,1 +1,5 @@
 //! discovery
+
+pub mod istio;
+pub mod resource;
+pub mod validate_cmd;

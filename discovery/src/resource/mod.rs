@@ -1,0 +1,168 @@
+//! The input model of discovery: Kubernetes-shaped YAML decoded into typed resources.
+//!
+//! A file holds any number of documents separated by `---`; each document is a Namespace,
+//! Service, EndpointSlice, Pod, Secret (k8s-openapi types), an Istio Gateway,
+//! VirtualService, DestinationRule or ServiceEntry, or a `List` of those. A document that
+//! cannot be decoded is reported as a [`DecodeError`] and skipped; the rest are kept.
+
+mod decode;
+mod split;
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+pub use decode::decode_documents;
+
+use crate::istio::{
+    DEFAULT_NAMESPACE, DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, VirtualServiceSpec,
+};
+pub use crate::istio::IstioObject;
+
+/// Where a resource came from, for messages: file, document and (in a `List`) item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    /// The path (or other label) given to [`decode_documents`].
+    pub path: String,
+    /// 1-based position of the document in the file.
+    pub document: usize,
+    /// 1-based line where the document starts.
+    pub line: usize,
+    /// 0-based index in the `items` of a `List` document.
+    pub item: Option<usize>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (document {}, line {}", self.path, self.document, self.line)?;
+        if let Some(item) = self.item {
+            write!(f, ", items[{item}]")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// One decoded Kubernetes or Istio object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    Namespace(Box<Namespace>),
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
+    Pod(Box<Pod>),
+    Secret(Box<Secret>),
+    Gateway(Box<IstioObject<GatewaySpec>>),
+    VirtualService(Box<IstioObject<VirtualServiceSpec>>),
+    DestinationRule(Box<IstioObject<DestinationRuleSpec>>),
+    ServiceEntry(Box<IstioObject<ServiceEntrySpec>>),
+}
+
+impl Resource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::Namespace(_) => "Namespace",
+            Resource::Service(_) => "Service",
+            Resource::EndpointSlice(_) => "EndpointSlice",
+            Resource::Pod(_) => "Pod",
+            Resource::Secret(_) => "Secret",
+            Resource::Gateway(_) => "Gateway",
+            Resource::VirtualService(_) => "VirtualService",
+            Resource::DestinationRule(_) => "DestinationRule",
+            Resource::ServiceEntry(_) => "ServiceEntry",
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Resource::Namespace(object) => &object.metadata,
+            Resource::Service(object) => &object.metadata,
+            Resource::EndpointSlice(object) => &object.metadata,
+            Resource::Pod(object) => &object.metadata,
+            Resource::Secret(object) => &object.metadata,
+            Resource::Gateway(object) => &object.metadata,
+            Resource::VirtualService(object) => &object.metadata,
+            Resource::DestinationRule(object) => &object.metadata,
+            Resource::ServiceEntry(object) => &object.metadata,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or_default()
+    }
+
+    /// The namespace, `default` when absent; empty for the cluster-scoped Namespace kind.
+    pub fn namespace(&self) -> &str {
+        if matches!(self, Resource::Namespace(_)) {
+            return "";
+        }
+        self.metadata()
+            .namespace
+            .as_deref()
+            .filter(|namespace| !namespace.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE)
+    }
+}
+
+/// A resource together with where it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub origin: Origin,
+    pub resource: Resource,
+}
+
+impl Decoded {
+    pub fn kind(&self) -> &'static str {
+        self.resource.kind()
+    }
+
+    pub fn name(&self) -> &str {
+        self.resource.name()
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.resource.namespace()
+    }
+}
+
+/// A document that could not be turned into a [`Resource`]; it is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{origin}: invalid YAML: {message}")]
+    Yaml { origin: Origin, message: String },
+    #[error("{origin}: expected a Kubernetes object (a mapping with apiVersion and kind), found {found}")]
+    NotAnObject { origin: Origin, found: &'static str },
+    #[error("{origin}: missing {field}: every document needs apiVersion and kind")]
+    MissingTypeMeta { origin: Origin, field: &'static str },
+    #[error(
+        "{origin}: unsupported apiVersion {api_version:?} with kind {kind:?}: Isthmus reads v1 Namespace, Service, Pod, Secret, List, discovery.k8s.io/v1 EndpointSlice and networking.istio.io/v1alpha3, v1beta1 or v1 Gateway, VirtualService, DestinationRule, ServiceEntry"
+    )]
+    Unsupported {
+        origin: Origin,
+        api_version: String,
+        kind: String,
+    },
+    #[error("{origin}: {kind} {name:?} ({api_version}) does not match its schema: {message}")]
+    Invalid {
+        origin: Origin,
+        api_version: String,
+        kind: String,
+        name: String,
+        message: String,
+    },
+    #[error("{origin}: a List inside a List is not supported: flatten the items")]
+    NestedList { origin: Origin },
+}
+
+impl DecodeError {
+    pub fn origin(&self) -> &Origin {
+        match self {
+            DecodeError::Yaml { origin, .. }
+            | DecodeError::NotAnObject { origin, .. }
+            | DecodeError::MissingTypeMeta { origin, .. }
+            | DecodeError::Unsupported { origin, .. }
+            | DecodeError::Invalid { origin, .. }
+            | DecodeError::NestedList { origin } => origin,
+        }
+    }
+}

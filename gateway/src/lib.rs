@@ -1,1 +1,2 @@
 //! gateway
+pub mod client_hello;

@@ -20,7 +20,7 @@ use crate::inspect::{self, InspectError};
 use crate::policy::client_cert::{ClientCertAllowList, ClientCertError};
 
 /// Why a chain-valid peer certificate is still refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerCertError {
     #[error("peer certificate has no usable SPIFFE identity: {0}")]
     NoIdentity(#[from] InspectError),
@@ -41,6 +41,14 @@ pub enum PeerCertError {
         presented: Vec<String>,
         allowed: Vec<String>,
     },
+}
+
+/// rustls prints `CertificateError::Other` with `Debug`, so `Debug` gives the readable
+/// message: it is what ends up in handshake errors and logs.
+impl fmt::Debug for PeerCertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl From<PeerCertError> for rustls::Error {

@@ -1,7 +1,9 @@
 //! A certificate that can be swapped while serving. rustls asks the resolver once per
 //! handshake, so connections made before a swap keep the certificate they were made with and
-//! every later handshake sees the new one. No timers: the owner asks [`RotatingCert::renew_at`]
-//! and decides when to renew.
+//! every later full handshake sees the new one. A client resuming an earlier TLS session
+//! exchanges no certificates, so it keeps the identity of that session until the session
+//! expires from the server's cache. No timers: the owner asks [`RotatingCert::renew_at`] and
+//! decides when to renew.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};

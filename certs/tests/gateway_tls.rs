@@ -1,5 +1,7 @@
 //! Gateway server TLS (conformance B3, B5, B6): MUTUAL allow-lists fail the handshake itself,
 //! and version / cipher policies map onto rustls.
+// Helpers here run only inside tests, where a failed setup step should fail the test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

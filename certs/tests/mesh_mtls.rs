@@ -1,5 +1,7 @@
 //! Mesh mTLS across clusters: one root, one intermediate per cluster, identities instead of
 //! host names.
+// Helpers here run only inside tests, where a failed setup step should fail the test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! Shared test helpers: a CA per cluster under one root, and TLS handshakes over an in-memory
 //! duplex pipe.
+// Each test file uses a different subset of the helpers.
 #![allow(dead_code)]
+// Helpers run only inside tests, where a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,2 +1,16 @@
-//! gateway
+//! The Isthmus gateway data plane: listeners, SNI passthrough, TCP forwarding, upstream
+//! load balancing and passive health, metrics and admin endpoints.
+//!
+//! Start one in-process with [`Gateway::start`] and feed it configurations with
+//! [`Gateway::apply`]; the discovery client does the same with every push.
+
+pub mod admin;
 pub mod client_hello;
+pub mod config;
+pub mod listener;
+pub mod metrics;
+pub mod proxy;
+pub mod runtime;
+pub mod upstream;
+
+pub use runtime::{Gateway, GatewayHandle, GatewayOptions, StartError};

@@ -1,0 +1,195 @@
+//! What the admin listings show, as serializable rows: the CLI fetches them as JSON and
+//! renders them with [`super::tables`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ListenerRoutes, WeightedDestinations};
+use crate::runtime::Gateway;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerView {
+    pub name: String,
+    /// The configured bind address, as Istio lists it.
+    pub address: String,
+    pub port: u16,
+    /// Where the listener really listens, after overrides; absent if it is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<String>,
+    pub matches: Vec<MatchView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchView {
+    /// `SNI: <name>` or `ALL`.
+    #[serde(rename = "match")]
+    pub matcher: String,
+    /// `Cluster: <name>` or `Route: <name>`.
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub name: String,
+    pub service: String,
+    pub port: u16,
+    pub subset: String,
+    pub direction: String,
+    /// `EDS` for endpoints from discovery, `STRICT_DNS` for names the gateway resolves.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The DestinationRule behind the cluster, when discovery says (it does not yet).
+    pub destination_rule: String,
+    pub load_balancer: String,
+    pub endpoints: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointView {
+    /// `address:port`.
+    pub endpoint: String,
+    /// `HEALTHY`, `UNHEALTHY` or `DRAINING`, as discovery reports it.
+    pub status: String,
+    /// `OK`, or `FAILED` while passive health has the endpoint ejected.
+    pub outlier_check: String,
+    pub cluster: String,
+    pub network: String,
+    pub weight: u32,
+    pub active_connections: u64,
+    pub network_gateway: bool,
+}
+
+pub fn listeners(gateway: &Gateway) -> Vec<ListenerView> {
+    let config = gateway.config();
+    let bound = gateway.bound_listeners();
+    config
+        .listeners
+        .values()
+        .map(|routes| ListenerView {
+            name: routes.name.clone(),
+            address: routes.key.address.to_string(),
+            port: routes.key.port,
+            bound: bound
+                .iter()
+                .find(|b| b.key == routes.key)
+                .map(|b| b.local_addr.to_string()),
+            matches: listener_matches(routes),
+        })
+        .collect()
+}
+
+/// One row per thing a listener can match, in the order a connection is tried against them.
+pub fn listener_matches(routes: &ListenerRoutes) -> Vec<MatchView> {
+    let mut matches = Vec::new();
+    let mut table: Vec<(&String, &String)> = routes.sni_table.iter().collect();
+    table.sort();
+    for (sni, cluster) in table {
+        matches.push(MatchView {
+            matcher: format!("SNI: {sni}"),
+            destination: format!("Cluster: {cluster}"),
+        });
+    }
+    for server in &routes.passthrough {
+        for route in &server.routes {
+            let hosts: Vec<String> = if route.sni_hosts.is_empty() {
+                server.hosts.iter().map(pattern_text).collect()
+            } else {
+                route.sni_hosts.iter().map(pattern_text).collect()
+            };
+            let matcher = if hosts.is_empty() {
+                "ALL".to_owned()
+            } else {
+                format!("SNI: {}", hosts.join(","))
+            };
+            matches.push(MatchView {
+                matcher,
+                destination: destination_text(&route.destinations),
+            });
+        }
+    }
+    if let Some(tcp) = &routes.tcp {
+        matches.push(MatchView {
+            matcher: "ALL".to_owned(),
+            destination: destination_text(&tcp.destinations),
+        });
+    }
+    for server in &routes.unsupported {
+        matches.push(MatchView {
+            matcher: "ALL".to_owned(),
+            destination: format!("Route: {server} (not served yet)"),
+        });
+    }
+    matches
+}
+
+fn pattern_text(pattern: &crate::config::HostPattern) -> String {
+    match pattern {
+        crate::config::HostPattern::Any => "*".to_owned(),
+        crate::config::HostPattern::Suffix(suffix) => format!("*{suffix}"),
+        crate::config::HostPattern::Exact(name) => name.clone(),
+    }
+}
+
+fn destination_text(destinations: &WeightedDestinations) -> String {
+    let clusters: Vec<(&str, u32)> = destinations.clusters().collect();
+    match clusters.as_slice() {
+        [(cluster, _)] => format!("Cluster: {cluster}"),
+        many => {
+            let parts: Vec<String> = many
+                .iter()
+                .map(|(cluster, weight)| format!("{cluster} ({weight})"))
+                .collect();
+            format!("WeightedCluster: {}", parts.join(", "))
+        }
+    }
+}
+
+pub fn clusters(gateway: &Gateway) -> Vec<ClusterView> {
+    let config = gateway.config();
+    let mut clusters: Vec<ClusterView> = config
+        .clusters
+        .values()
+        .map(|cluster| ClusterView {
+            name: cluster.name.clone(),
+            service: cluster.service.clone(),
+            port: cluster.port,
+            subset: cluster.subset.clone(),
+            direction: "outbound".to_owned(),
+            kind: if cluster.dns_targets > 0 {
+                "STRICT_DNS".to_owned()
+            } else {
+                "EDS".to_owned()
+            },
+            destination_rule: String::new(),
+            load_balancer: format!("{:?}", cluster.lb),
+            endpoints: cluster.endpoints.len(),
+        })
+        .collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    clusters
+}
+
+pub fn endpoints(gateway: &Gateway) -> Vec<EndpointView> {
+    let config = gateway.config();
+    let upstreams = gateway.upstreams();
+    let mut endpoints: Vec<EndpointView> = config
+        .clusters
+        .values()
+        .flat_map(|cluster| {
+            cluster.endpoints.iter().map(move |endpoint| {
+                let status = upstreams.status(&cluster.name, endpoint.address);
+                EndpointView {
+                    endpoint: endpoint.address.to_string(),
+                    status: endpoint.health.as_str().to_owned(),
+                    outlier_check: if status.ejected { "FAILED" } else { "OK" }.to_owned(),
+                    cluster: cluster.name.clone(),
+                    network: endpoint.network.clone(),
+                    weight: endpoint.weight,
+                    active_connections: status.active_connections,
+                    network_gateway: endpoint.network_gateway,
+                }
+            })
+        })
+        .collect();
+    endpoints.sort_by(|a, b| (&a.cluster, &a.endpoint).cmp(&(&b.cluster, &b.endpoint)));
+    endpoints
+}

@@ -1,0 +1,236 @@
+//! Upstream clusters as the data plane uses them: parsed addresses, resolved defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use multicluster::proto;
+
+use super::ConfigError;
+
+/// Envoy's and Istio's default: 5 consecutive connect failures eject an endpoint.
+pub const DEFAULT_CONSECUTIVE_ERRORS: u32 = 5;
+pub const DEFAULT_BASE_EJECTION: Duration = Duration::from_secs(30);
+/// Istio's default. A higher share would let a gateway-wide problem (its own network broken
+/// for a moment) eject every endpoint at once and leave nothing to route to once it heals;
+/// as in Envoy the limit is checked before ejecting, so one endpoint can always be ejected.
+pub const DEFAULT_MAX_EJECTION_PERCENT: u32 = 10;
+/// Envoy's `max_ejection_time` default: repeated ejections grow up to this.
+pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+    LeastRequest,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointHealth {
+    Healthy,
+    Unhealthy,
+    Draining,
+}
+
+impl EndpointHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointHealth::Healthy => "HEALTHY",
+            EndpointHealth::Unhealthy => "UNHEALTHY",
+            EndpointHealth::Draining => "DRAINING",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierPolicy {
+    pub consecutive_errors: u32,
+    pub base_ejection: Duration,
+    pub max_ejection_percent: u32,
+}
+
+impl Default for OutlierPolicy {
+    fn default() -> Self {
+        OutlierPolicy {
+            consecutive_errors: DEFAULT_CONSECUTIVE_ERRORS,
+            base_ejection: DEFAULT_BASE_EJECTION,
+            max_ejection_percent: DEFAULT_MAX_EJECTION_PERCENT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    pub address: SocketAddr,
+    /// Never 0: an unset weight counts as 1.
+    pub weight: u32,
+    pub health: EndpointHealth,
+    pub network: String,
+    /// Another network's gateway standing in for its endpoints.
+    pub network_gateway: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub name: String,
+    /// The service FQDN, for metric labels and listings.
+    pub service: String,
+    pub port: u16,
+    pub subset: String,
+    pub lb: LbPolicy,
+    pub endpoints: Vec<EndpointConfig>,
+    pub connect_timeout: Option<Duration>,
+    pub outlier: OutlierPolicy,
+    /// DNS targets are resolved by the upstream layer of a later issue; kept for listings.
+    pub dns_targets: usize,
+}
+
+impl ClusterConfig {
+    pub fn from_proto(cluster: &proto::Cluster) -> Result<Self, ConfigError> {
+        let port = u16::try_from(cluster.port).unwrap_or(0);
+        let endpoints = cluster
+            .endpoints
+            .iter()
+            .map(|endpoint| endpoint_from_proto(&cluster.name, endpoint))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lb = match proto::LoadBalancer::try_from(cluster.load_balancer) {
+            Ok(proto::LoadBalancer::LeastRequest) => LbPolicy::LeastRequest,
+            Ok(proto::LoadBalancer::Random) => LbPolicy::Random,
+            _ => LbPolicy::RoundRobin,
+        };
+        Ok(ClusterConfig {
+            name: cluster.name.clone(),
+            service: cluster.service.clone(),
+            port,
+            subset: cluster.subset.clone(),
+            lb,
+            endpoints,
+            connect_timeout: (cluster.connect_timeout_ms > 0)
+                .then(|| Duration::from_millis(u64::from(cluster.connect_timeout_ms))),
+            outlier: outlier_from_proto(cluster.outlier_detection.as_ref()),
+            dns_targets: cluster.dns_targets.len(),
+        })
+    }
+}
+
+fn endpoint_from_proto(
+    cluster: &str,
+    endpoint: &proto::Endpoint,
+) -> Result<EndpointConfig, ConfigError> {
+    let ip: IpAddr = endpoint
+        .address
+        .parse()
+        .map_err(|_| ConfigError::EndpointAddress {
+            cluster: cluster.to_owned(),
+            address: endpoint.address.clone(),
+        })?;
+    let port = u16::try_from(endpoint.port)
+        .ok()
+        .filter(|port| *port != 0)
+        .ok_or_else(|| ConfigError::EndpointPort {
+            cluster: cluster.to_owned(),
+            address: endpoint.address.clone(),
+            port: endpoint.port,
+        })?;
+    let health = match proto::Health::try_from(endpoint.health) {
+        Ok(proto::Health::Healthy) => EndpointHealth::Healthy,
+        Ok(proto::Health::Draining) => EndpointHealth::Draining,
+        // An unknown health value from a newer discovery is not a reason to send traffic.
+        Ok(proto::Health::Unhealthy) | Err(_) => EndpointHealth::Unhealthy,
+    };
+    Ok(EndpointConfig {
+        address: SocketAddr::new(ip, port),
+        weight: endpoint.weight.max(1),
+        health,
+        network: endpoint.network.clone(),
+        network_gateway: endpoint.network_gateway,
+    })
+}
+
+fn outlier_from_proto(outlier: Option<&proto::OutlierDetection>) -> OutlierPolicy {
+    let defaults = OutlierPolicy::default();
+    let Some(outlier) = outlier else {
+        return defaults;
+    };
+    OutlierPolicy {
+        consecutive_errors: if outlier.consecutive_errors == 0 {
+            defaults.consecutive_errors
+        } else {
+            outlier.consecutive_errors
+        },
+        base_ejection: if outlier.base_ejection_time_ms == 0 {
+            defaults.base_ejection
+        } else {
+            Duration::from_millis(u64::from(outlier.base_ejection_time_ms))
+        },
+        max_ejection_percent: if outlier.max_ejection_percent == 0 {
+            defaults.max_ejection_percent
+        } else {
+            outlier.max_ejection_percent.min(100)
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(address: &str, port: u32) -> proto::Endpoint {
+        proto::Endpoint {
+            address: address.into(),
+            port,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_fill_unset_fields() {
+        let cluster = proto::Cluster {
+            name: "outbound|9080||reviews.default.svc.cluster.local".into(),
+            port: 9080,
+            endpoints: vec![endpoint("10.0.0.1", 9080)],
+            ..Default::default()
+        };
+        let config = ClusterConfig::from_proto(&cluster).unwrap();
+        assert_eq!(config.lb, LbPolicy::RoundRobin);
+        assert_eq!(config.endpoints[0].weight, 1);
+        assert_eq!(config.endpoints[0].health, EndpointHealth::Healthy);
+        assert_eq!(config.outlier, OutlierPolicy::default());
+        assert_eq!(config.connect_timeout, None);
+    }
+
+    #[test]
+    fn bad_endpoint_addresses_name_the_cluster() {
+        let cluster = proto::Cluster {
+            name: "outbound|9080||reviews".into(),
+            endpoints: vec![endpoint("reviews.local", 9080)],
+            ..Default::default()
+        };
+        let error = ClusterConfig::from_proto(&cluster).unwrap_err();
+        assert!(
+            error.to_string().contains("outbound|9080||reviews"),
+            "{error}"
+        );
+        let cluster = proto::Cluster {
+            name: "c".into(),
+            endpoints: vec![endpoint("10.0.0.1", 70000)],
+            ..Default::default()
+        };
+        assert!(matches!(
+            ClusterConfig::from_proto(&cluster),
+            Err(ConfigError::EndpointPort { port: 70000, .. })
+        ));
+    }
+
+    #[test]
+    fn outlier_settings_are_taken_and_clamped() {
+        let policy = outlier_from_proto(Some(&proto::OutlierDetection {
+            consecutive_errors: 2,
+            interval_ms: 0,
+            base_ejection_time_ms: 500,
+            max_ejection_percent: 250,
+        }));
+        assert_eq!(policy.consecutive_errors, 2);
+        assert_eq!(policy.base_ejection, Duration::from_millis(500));
+        assert_eq!(policy.max_ejection_percent, 100);
+    }
+}

@@ -1,0 +1,286 @@
+//! The applied configuration as the data plane reads it: built once per push from the
+//! protobuf contract, immutable afterwards, and shared by `Arc`.
+//!
+//! Every accepted connection takes the current `Arc<RuntimeConfig>` once and finishes on it,
+//! so a swap never changes a connection's routing halfway through.
+
+mod cell;
+mod cluster;
+mod host_match;
+mod listener;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use multicluster::proto::{self, GatewayConfig};
+use thiserror::Error;
+
+pub use cell::ConfigCell;
+pub use cluster::{
+    ClusterConfig, EndpointConfig, EndpointHealth, LbPolicy, MAX_EJECTION, OutlierPolicy,
+};
+pub use host_match::{HostPattern, Specificity};
+pub use listener::{
+    ListenerKey, ListenerRoutes, PassthroughRoute, PassthroughServer, SniRoute, TcpServer,
+    WeightedDestinations,
+};
+
+/// Why a configuration cannot be built. Validation upstream catches most of these; the
+/// gateway checks again because it must never half-apply what it cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error(
+        "listener {listener}: cannot bind {address:?} port {port}: the bind address must be an IP address and the port 1-65535"
+    )]
+    ListenerAddress {
+        listener: String,
+        address: String,
+        port: u32,
+    },
+    #[error("listener {listener}: binds the same address and port as listener {other}")]
+    DuplicateListener { listener: String, other: String },
+    #[error(
+        "listener {listener}: routes to cluster {cluster:?}, which is not in this configuration; add the cluster or drop the route"
+    )]
+    UnknownCluster { listener: String, cluster: String },
+    #[error(
+        "listener {listener}: SNI {sni:?} appears more than once in its AUTO_PASSTHROUGH table"
+    )]
+    DuplicateSni { listener: String, sni: String },
+    #[error("cluster {cluster}: endpoint address {address:?} is not an IP address")]
+    EndpointAddress { cluster: String, address: String },
+    #[error("cluster {cluster}: endpoint {address} has port {port}, outside 1-65535")]
+    EndpointPort {
+        cluster: String,
+        address: String,
+        port: u32,
+    },
+    #[error("cluster {cluster:?} is defined more than once")]
+    DuplicateCluster { cluster: String },
+    #[error("route table {table}: regex {regex:?} does not compile: {reason}")]
+    Regex {
+        table: String,
+        regex: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct RuntimeConfig {
+    pub version: String,
+    /// The config as received, for `/config_dump`.
+    pub source: GatewayConfig,
+    pub listeners: BTreeMap<ListenerKey, ListenerRoutes>,
+    pub clusters: HashMap<String, ClusterConfig>,
+}
+
+impl RuntimeConfig {
+    /// What a gateway serves before its first push: nothing.
+    pub fn empty() -> Self {
+        RuntimeConfig {
+            version: String::new(),
+            source: GatewayConfig::default(),
+            listeners: BTreeMap::new(),
+            clusters: HashMap::new(),
+        }
+    }
+
+    /// Builds the runtime view of `config`, collecting every problem rather than the first.
+    pub fn build(config: GatewayConfig) -> Result<Self, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut clusters = HashMap::with_capacity(config.clusters.len());
+        for cluster in &config.clusters {
+            match ClusterConfig::from_proto(cluster) {
+                Ok(built) => {
+                    if clusters.insert(cluster.name.clone(), built).is_some() {
+                        errors.push(ConfigError::DuplicateCluster {
+                            cluster: cluster.name.clone(),
+                        });
+                    }
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        let names: HashSet<&str> = config.clusters.iter().map(|c| c.name.as_str()).collect();
+        let mut listeners = BTreeMap::new();
+        for listener in &config.listeners {
+            let Some(routes) = ListenerRoutes::from_proto(listener, &names, &mut errors) else {
+                continue;
+            };
+            if let Some(other) = listeners.get(&routes.key) {
+                let other: &ListenerRoutes = other;
+                errors.push(ConfigError::DuplicateListener {
+                    listener: routes.name.clone(),
+                    other: other.name.clone(),
+                });
+                continue;
+            }
+            listeners.insert(routes.key, routes);
+        }
+        check_route_table_regexes(&config.route_tables, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(RuntimeConfig {
+            version: config.version.clone(),
+            source: config,
+            listeners,
+            clusters,
+        })
+    }
+
+    pub fn listener(&self, key: &ListenerKey) -> Option<&ListenerRoutes> {
+        self.listeners.get(key)
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {
+        self.clusters.get(name)
+    }
+}
+
+/// HTTP routes are served by a later part of the gateway, but a regex that cannot compile
+/// must refuse the whole push now: accepting it would make that part fail on a config the
+/// gateway already ACKed.
+fn check_route_table_regexes(tables: &[proto::RouteTable], errors: &mut Vec<ConfigError>) {
+    for table in tables {
+        let mut check = |matcher: Option<&proto::StringMatch>| {
+            if let Some(proto::StringMatch {
+                kind: Some(proto::string_match::Kind::Regex(regex)),
+            }) = matcher
+                && let Err(error) = regex::Regex::new(regex)
+            {
+                errors.push(ConfigError::Regex {
+                    table: table.name.clone(),
+                    regex: regex.clone(),
+                    reason: error.to_string(),
+                });
+            }
+        };
+        for host in &table.virtual_hosts {
+            for route in &host.routes {
+                for matcher in &route.matches {
+                    check(matcher.uri.as_ref());
+                    check(matcher.scheme.as_ref());
+                    check(matcher.method.as_ref());
+                    check(matcher.authority.as_ref());
+                    matcher.headers.values().for_each(|m| check(Some(m)));
+                    matcher.query_params.values().for_each(|m| check(Some(m)));
+                }
+                if let Some(cors) = &route.cors {
+                    cors.allow_origins.iter().for_each(|m| check(Some(m)));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multicluster::proto::{Protocol, server::Routing};
+
+    fn tcp_listener(name: &str, port: u32, cluster: &str) -> proto::Listener {
+        proto::Listener {
+            name: name.into(),
+            bind_address: "0.0.0.0".into(),
+            port,
+            servers: vec![proto::Server {
+                name: format!("tcp.{port}"),
+                protocol: Protocol::Tcp as i32,
+                routing: Some(Routing::TcpRoutes(proto::TcpRoutes {
+                    routes: vec![proto::TcpRoute {
+                        destinations: vec![proto::WeightedCluster {
+                            cluster: cluster.into(),
+                            weight: 0,
+                        }],
+                    }],
+                })),
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn cluster(name: &str) -> proto::Cluster {
+        proto::Cluster {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn builds_listeners_keyed_by_address_and_port() {
+        let config = GatewayConfig {
+            version: "7".into(),
+            listeners: vec![tcp_listener("0.0.0.0_31400", 31400, "echo")],
+            clusters: vec![cluster("echo")],
+            ..Default::default()
+        };
+        let runtime = RuntimeConfig::build(config).unwrap();
+        assert_eq!(runtime.version, "7");
+        let key = ListenerKey {
+            address: "0.0.0.0".parse().unwrap(),
+            port: 31400,
+        };
+        let routes = runtime.listener(&key).unwrap();
+        assert_eq!(
+            routes.tcp.as_ref().unwrap().destinations.pick(3),
+            Some("echo")
+        );
+        assert!(runtime.cluster("echo").is_some());
+    }
+
+    #[test]
+    fn collects_every_problem() {
+        let mut table = proto::RouteTable {
+            name: "http.80".into(),
+            ..Default::default()
+        };
+        table.virtual_hosts.push(proto::VirtualHost {
+            name: "h".into(),
+            domains: vec!["*".into()],
+            routes: vec![proto::HttpRoute {
+                matches: vec![proto::HttpMatch {
+                    uri: Some(proto::StringMatch {
+                        kind: Some(proto::string_match::Kind::Regex("/(unclosed".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        let config = GatewayConfig {
+            version: "8".into(),
+            listeners: vec![
+                tcp_listener("a", 31400, "missing"),
+                tcp_listener("b", 31400, "echo"),
+            ],
+            clusters: vec![cluster("echo"), cluster("echo")],
+            route_tables: vec![table],
+            ..Default::default()
+        };
+        let errors = RuntimeConfig::build(config).unwrap_err();
+        assert!(
+            errors.iter().any(
+                |e| matches!(e, ConfigError::UnknownCluster { cluster, .. } if cluster == "missing")
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, ConfigError::DuplicateListener { .. })),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, ConfigError::DuplicateCluster { .. })),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, ConfigError::Regex { regex, .. } if regex == "/(unclosed")),
+            "{errors:?}"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The gateway's Prometheus metrics, all in one registry served on `/stats/prometheus`.
+//!
+//! TCP metric names and labels follow Istio's standard metrics so existing dashboards keep
+//! working; `isthmus_*` metrics cover what Istio exposes through Envoy stats instead.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Istio reports gateway traffic from the proxy that opens the upstream connection.
+pub const REPORTER_SOURCE: &str = "source";
+/// The east-west path carries mesh mTLS end to end (the gateway only sees its ClientHello).
+pub const SECURITY_MUTUAL_TLS: &str = "mutual_tls";
+/// Passthrough and plain TCP traffic: the gateway cannot tell what the bytes are.
+pub const SECURITY_UNKNOWN: &str = "unknown";
+
+/// Distinct `sni` label values kept before new ones are reported as [`SNI_OVERFLOW`].
+///
+/// The SNI of a rejected connection is chosen by whoever connects: without a cap, one client
+/// sending random names would create a new time series per connection and exhaust the memory
+/// of the gateway and of the Prometheus server scraping it. 512 covers every name a real mesh
+/// sends to one gateway, plus room for investigating a misconfigured caller.
+pub const MAX_SNI_LABELS: usize = 512;
+pub const SNI_OVERFLOW: &str = "overflow";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TcpLabels {
+    pub reporter: &'static str,
+    pub destination_service: String,
+    pub destination_cluster: String,
+    pub request_protocol: &'static str,
+    pub connection_security_policy: &'static str,
+    pub listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    pub listener: String,
+    pub reason: &'static str,
+    pub sni: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+/// Counters of one proxied connection, resolved once when the upstream is connected so the
+/// copy loop only does atomic adds.
+#[derive(Clone, Debug)]
+pub struct ConnectionCounters {
+    pub sent_bytes: Counter,
+    pub received_bytes: Counter,
+    pub closed: Counter,
+}
+
+/// Every metric family of one gateway. Cheap to clone: families share their storage.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    tcp_opened: Family<TcpLabels, Counter>,
+    tcp_closed: Family<TcpLabels, Counter>,
+    tcp_sent_bytes: Family<TcpLabels, Counter>,
+    tcp_received_bytes: Family<TcpLabels, Counter>,
+    rejected: Family<RejectionLabels, Counter>,
+    config_version: Family<VersionLabels, Gauge>,
+    config_applies: Family<ApplyLabels, Counter>,
+    ejections: Family<ClusterLabels, Counter>,
+    sni_labels: Arc<SniLabelCap>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let tcp_opened = Family::<TcpLabels, Counter>::default();
+        let tcp_closed = Family::<TcpLabels, Counter>::default();
+        let tcp_sent_bytes = Family::<TcpLabels, Counter>::default();
+        let tcp_received_bytes = Family::<TcpLabels, Counter>::default();
+        let rejected = Family::<RejectionLabels, Counter>::default();
+        let config_version = Family::<VersionLabels, Gauge>::default();
+        let config_applies = Family::<ApplyLabels, Counter>::default();
+        let ejections = Family::<ClusterLabels, Counter>::default();
+        // Counter names get their `_total` suffix from the encoder.
+        registry.register(
+            "istio_tcp_connections_opened",
+            "TCP connections opened to an upstream",
+            tcp_opened.clone(),
+        );
+        registry.register(
+            "istio_tcp_connections_closed",
+            "TCP connections to an upstream that ended",
+            tcp_closed.clone(),
+        );
+        registry.register(
+            "istio_tcp_sent_bytes",
+            "Bytes sent back to the downstream client (response direction)",
+            tcp_sent_bytes.clone(),
+        );
+        registry.register(
+            "istio_tcp_received_bytes",
+            "Bytes received from the downstream client (request direction)",
+            tcp_received_bytes.clone(),
+        );
+        registry.register(
+            "isthmus_rejected_connections",
+            "Connections closed without being forwarded, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "isthmus_config_version_info",
+            "The configuration version being served (value 1)",
+            config_version.clone(),
+        );
+        registry.register(
+            "isthmus_config_applies",
+            "Configuration applies, by result (ok or rejected)",
+            config_applies.clone(),
+        );
+        registry.register(
+            "isthmus_upstream_ejections",
+            "Endpoints ejected by passive health checking",
+            ejections.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            tcp_opened,
+            tcp_closed,
+            tcp_sent_bytes,
+            tcp_received_bytes,
+            rejected,
+            config_version,
+            config_applies,
+            ejections,
+            sni_labels: Arc::new(SniLabelCap::new(MAX_SNI_LABELS)),
+        }
+    }
+
+    /// The OpenMetrics text exposition of every family.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; the encoder only propagates fmt::Write errors.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts an opened upstream connection and returns the counters its copy loop updates.
+    pub fn connection_opened(&self, labels: &TcpLabels) -> ConnectionCounters {
+        self.tcp_opened.get_or_create(labels).inc();
+        ConnectionCounters {
+            sent_bytes: self.tcp_sent_bytes.get_or_create_owned(labels),
+            received_bytes: self.tcp_received_bytes.get_or_create_owned(labels),
+            closed: self.tcp_closed.get_or_create_owned(labels),
+        }
+    }
+
+    pub fn rejected(&self, listener: &str, reason: &'static str, sni: Option<&str>) {
+        let labels = RejectionLabels {
+            listener: listener.to_owned(),
+            reason,
+            sni: sni.map_or_else(String::new, |sni| self.sni_labels.label(sni)),
+        };
+        self.rejected.get_or_create(&labels).inc();
+    }
+
+    pub fn config_applied(&self, version: &str) {
+        self.config_version.clear();
+        self.config_version
+            .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        self.config_applies
+            .get_or_create(&ApplyLabels { result: "ok" })
+            .inc();
+    }
+
+    pub fn config_rejected(&self) {
+        self.config_applies
+            .get_or_create(&ApplyLabels { result: "rejected" })
+            .inc();
+    }
+
+    pub fn endpoint_ejected(&self, cluster: &str) {
+        self.ejections
+            .get_or_create(&ClusterLabels {
+                cluster: cluster.to_owned(),
+            })
+            .inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Admits the first `cap` distinct SNI values as labels; later ones become [`SNI_OVERFLOW`].
+struct SniLabelCap {
+    seen: Mutex<HashSet<String>>,
+    cap: usize,
+}
+
+impl SniLabelCap {
+    fn new(cap: usize) -> Self {
+        SniLabelCap {
+            seen: Mutex::new(HashSet::new()),
+            cap,
+        }
+    }
+
+    fn label(&self, sni: &str) -> String {
+        // A poisoned set only means another thread panicked mid-insert; the set is still usable.
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if seen.contains(sni) {
+            return sni.to_owned();
+        }
+        if seen.len() >= self.cap {
+            return SNI_OVERFLOW.to_owned();
+        }
+        seen.insert(sni.to_owned());
+        sni.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sni_labels_overflow_after_the_cap_but_keep_known_names() {
+        let cap = SniLabelCap::new(2);
+        assert_eq!(cap.label("a.example"), "a.example");
+        assert_eq!(cap.label("b.example"), "b.example");
+        assert_eq!(cap.label("c.example"), SNI_OVERFLOW);
+        assert_eq!(cap.label("a.example"), "a.example");
+    }
+
+    #[test]
+    fn exposition_uses_istio_names_and_labels() {
+        let metrics = Metrics::new();
+        let counters = metrics.connection_opened(&TcpLabels {
+            reporter: REPORTER_SOURCE,
+            destination_service: "reviews.default.svc.cluster.local".into(),
+            destination_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
+            request_protocol: "tcp",
+            connection_security_policy: SECURITY_MUTUAL_TLS,
+            listener: "0.0.0.0_15443".into(),
+        });
+        counters.received_bytes.inc_by(7);
+        metrics.rejected("0.0.0.0_15443", "unknown_sni", Some("evil.example"));
+        metrics.config_applied("v1");
+        metrics.config_applied("v2");
+        let text = metrics.encode();
+        assert!(text.contains("istio_tcp_connections_opened_total{reporter=\"source\",destination_service=\"reviews.default.svc.cluster.local\",destination_cluster=\"outbound|9080||reviews.default.svc.cluster.local\",request_protocol=\"tcp\",connection_security_policy=\"mutual_tls\",listener=\"0.0.0.0_15443\"} 1"), "{text}");
+        assert!(text.contains("istio_tcp_received_bytes_total{"), "{text}");
+        assert!(text.contains("} 7\n"), "{text}");
+        assert!(
+            text.contains("isthmus_rejected_connections_total{listener=\"0.0.0.0_15443\",reason=\"unknown_sni\",sni=\"evil.example\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("isthmus_config_version_info{version=\"v2\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("version=\"v1\""), "{text}");
+        assert!(
+            text.contains("isthmus_config_applies_total{result=\"ok\"} 2"),
+            "{text}"
+        );
+    }
+}

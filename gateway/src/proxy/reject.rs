@@ -1,0 +1,80 @@
+//! Why a connection was closed without being forwarded: one word for the log field and the
+//! `reason` metric label.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The first bytes cannot start a TLS record (plain HTTP, SSH, noise).
+    NotTls,
+    /// A well-formed ClientHello without server_name.
+    NoSni,
+    /// The SNI matches nothing this listener routes.
+    UnknownSni,
+    /// AUTO_PASSTHROUGH only carries mesh mTLS, recognised by Istio's ALPNs.
+    NoIstioAlpn,
+    /// The ClientHello did not arrive before the deadline.
+    HelloTimeout,
+    /// The ClientHello is over the size cap.
+    HelloTooLarge,
+    /// TLS-shaped bytes that are not a valid ClientHello, or a client that hung up mid-hello.
+    MalformedHello,
+    NoHealthyEndpoint,
+    ConnectFailed,
+    /// The listener's servers need HTTP serving or TLS termination, which this data plane
+    /// does not do yet.
+    UnsupportedServer,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 10] = [
+        RejectReason::NotTls,
+        RejectReason::NoSni,
+        RejectReason::UnknownSni,
+        RejectReason::NoIstioAlpn,
+        RejectReason::HelloTimeout,
+        RejectReason::HelloTooLarge,
+        RejectReason::MalformedHello,
+        RejectReason::NoHealthyEndpoint,
+        RejectReason::ConnectFailed,
+        RejectReason::UnsupportedServer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::NotTls => "not_tls",
+            RejectReason::NoSni => "no_sni",
+            RejectReason::UnknownSni => "unknown_sni",
+            RejectReason::NoIstioAlpn => "no_istio_alpn",
+            RejectReason::HelloTimeout => "hello_timeout",
+            RejectReason::HelloTooLarge => "hello_too_large",
+            RejectReason::MalformedHello => "malformed_hello",
+            RejectReason::NoHealthyEndpoint => "no_healthy_endpoint",
+            RejectReason::ConnectFailed => "connect_failed",
+            RejectReason::UnsupportedServer => "unsupported_server",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_distinct_snake_case() {
+        let labels: std::collections::HashSet<&str> =
+            RejectReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels.len(), RejectReason::ALL.len());
+        assert!(
+            labels
+                .iter()
+                .all(|l| l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+    }
+}

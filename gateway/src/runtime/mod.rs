@@ -1,0 +1,266 @@
+//! The gateway process in one handle: a data-plane runtime for listeners and connections,
+//! admin servers on the caller's (control-plane) runtime, and atomic configuration applies.
+//!
+//! As in ztunnel, proxied traffic runs on its own multi-threaded runtime, so a burst of
+//! connections cannot starve the discovery client or the admin endpoints, and the reverse.
+
+mod options;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use multicluster::proto::GatewayConfig;
+use thiserror::Error;
+use tokio::runtime::{Handle, Runtime};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminAddresses};
+use crate::config::{ConfigCell, RuntimeConfig};
+use crate::listener::{AcceptContext, BoundListener, ListenerSet, Placement};
+use crate::metrics::Metrics;
+use crate::proxy::{Proxy, ProxySettings};
+use crate::upstream::Upstreams;
+
+pub use options::GatewayOptions;
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("cannot start the data-plane runtime: {0}")]
+    Runtime(#[source] io::Error),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+}
+
+/// A running gateway; cheap to clone (the discovery client keeps one to apply pushes).
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: GatewayOptions,
+    configs: Arc<ConfigCell>,
+    proxy: Arc<Proxy>,
+    metrics: Metrics,
+    /// Also serialises applies: two pushes never interleave their binds and swaps.
+    listeners: Mutex<ListenerSet>,
+    ready: AtomicBool,
+    data_plane: Handle,
+}
+
+/// Owns what [`Gateway::start`] started; [`GatewayHandle::shutdown`] stops it gracefully.
+pub struct GatewayHandle {
+    gateway: Gateway,
+    admin: AdminAddresses,
+    admin_shutdown: CancellationToken,
+    data_runtime: Option<Runtime>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Applies change the set only through whole inserts and removes; after a panic elsewhere
+    // it is still a consistent set of running listeners.
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl Gateway {
+    /// Starts the data-plane runtime and the admin servers (on the current runtime). Nothing
+    /// is proxied and `/healthz/ready` answers 503 until the first [`Gateway::apply`].
+    pub async fn start(options: GatewayOptions) -> Result<GatewayHandle, StartError> {
+        let data_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.data_plane_threads.max(1))
+            .thread_name("isthmus-data")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let metrics = Metrics::new();
+        let proxy = Arc::new(Proxy {
+            settings: ProxySettings {
+                client_hello_timeout: options.client_hello_timeout,
+                connect_timeout: options.connect_timeout,
+                network: options.network.clone(),
+            },
+            upstreams: Upstreams::new(metrics.clone()),
+            metrics: metrics.clone(),
+        });
+        let gateway = Gateway {
+            inner: Arc::new(Inner {
+                configs: Arc::new(ConfigCell::new(RuntimeConfig::empty())),
+                proxy,
+                metrics,
+                listeners: Mutex::new(ListenerSet::default()),
+                ready: AtomicBool::new(false),
+                data_plane: data_runtime.handle().clone(),
+                options,
+            }),
+        };
+        let admin_shutdown = CancellationToken::new();
+        let admin = match admin::start(&gateway, admin_shutdown.clone()).await {
+            Ok(admin) => admin,
+            Err(error) => {
+                data_runtime.shutdown_background();
+                return Err(error.into());
+            }
+        };
+        Ok(GatewayHandle {
+            gateway,
+            admin,
+            admin_shutdown,
+            data_runtime: Some(data_runtime),
+        })
+    }
+
+    /// Applies `config` whole or not at all. On error nothing changed: the previous
+    /// configuration keeps serving, and each string names one reason.
+    pub fn apply(&self, config: GatewayConfig) -> Result<(), Vec<String>> {
+        let inner = &self.inner;
+        let mut listeners = lock(&inner.listeners);
+        let version = config.version.clone();
+        let refuse = |reasons: Vec<String>| {
+            tracing::warn!(version = %version, reasons = ?reasons, "configuration refused; still serving the previous one");
+            inner.metrics.config_rejected();
+            Err(reasons)
+        };
+        let runtime = match RuntimeConfig::build(config) {
+            Ok(runtime) => runtime,
+            Err(errors) => return refuse(errors.iter().map(ToString::to_string).collect()),
+        };
+        let prepared = match listeners.prepare(&runtime, &self.placement(), &inner.data_plane) {
+            Ok(prepared) => prepared,
+            Err(errors) => return refuse(errors.iter().map(ToString::to_string).collect()),
+        };
+        let previous = inner.configs.load();
+        let runtime = Arc::new(runtime);
+        inner.configs.store(Arc::clone(&runtime));
+        inner.proxy.upstreams.retain(&runtime);
+        let context = AcceptContext {
+            proxy: Arc::clone(&inner.proxy),
+            configs: Arc::clone(&inner.configs),
+            data_plane: inner.data_plane.clone(),
+        };
+        listeners.commit(prepared, &runtime, &context, inner.options.drain_timeout);
+        warn_about_unserved(&previous, &runtime);
+        inner.ready.store(true, Ordering::Release);
+        inner.metrics.config_applied(&runtime.version);
+        tracing::info!(
+            version = %runtime.version,
+            listeners = runtime.listeners.len(),
+            clusters = runtime.clusters.len(),
+            "configuration applied"
+        );
+        Ok(())
+    }
+
+    /// True once a configuration has been applied.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// The configuration new connections are routed by.
+    pub fn config(&self) -> Arc<RuntimeConfig> {
+        self.inner.configs.load()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn options(&self) -> &GatewayOptions {
+        &self.inner.options
+    }
+
+    pub fn bound_listeners(&self) -> Vec<BoundListener> {
+        lock(&self.inner.listeners).bound()
+    }
+
+    /// Where the listener configured on `port` really listens (after address and port
+    /// overrides), if it is running.
+    pub fn listener_address(&self, port: u16) -> Option<SocketAddr> {
+        self.bound_listeners()
+            .into_iter()
+            .find(|listener| listener.key.port == port)
+            .map(|listener| listener.local_addr)
+    }
+
+    pub(crate) fn upstreams(&self) -> &Upstreams {
+        &self.inner.proxy.upstreams
+    }
+
+    fn placement(&self) -> Placement {
+        Placement {
+            address: self.inner.options.listener_address,
+            ports: self.inner.options.port_map.clone(),
+            free_ports: self.inner.options.free_ports,
+        }
+    }
+}
+
+/// Servers this data plane accepts but cannot serve yet are logged when they appear, not on
+/// every push.
+fn warn_about_unserved(previous: &RuntimeConfig, current: &RuntimeConfig) {
+    let known: BTreeSet<(&str, &str)> = previous
+        .listeners
+        .values()
+        .flat_map(|l| l.unsupported.iter().map(|s| (l.name.as_str(), s.as_str())))
+        .collect();
+    for listener in current.listeners.values() {
+        for server in &listener.unsupported {
+            if !known.contains(&(listener.name.as_str(), server.as_str())) {
+                tracing::warn!(
+                    listener = %listener.name,
+                    server = %server,
+                    "HTTP serving and TLS termination are not built yet; connections that need this server are closed"
+                );
+            }
+        }
+    }
+}
+
+impl GatewayHandle {
+    pub fn gateway(&self) -> Gateway {
+        self.gateway.clone()
+    }
+
+    pub fn apply(&self, config: GatewayConfig) -> Result<(), Vec<String>> {
+        self.gateway.apply(config)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.gateway.is_ready()
+    }
+
+    /// Where `/healthz/ready`, `/stats/prometheus` and the admin endpoints really listen.
+    pub fn admin_addresses(&self) -> &AdminAddresses {
+        &self.admin
+    }
+
+    pub fn listener_address(&self, port: u16) -> Option<SocketAddr> {
+        self.gateway.listener_address(port)
+    }
+
+    /// Stops accepting on every listener, lets open connections finish within the drain
+    /// timeout, then stops the admin servers and the data-plane runtime.
+    pub async fn shutdown(mut self) {
+        let drained =
+            lock(&self.gateway.inner.listeners).shutdown(self.gateway.inner.options.drain_timeout);
+        drained.await;
+        self.admin_shutdown.cancel();
+        if let Some(runtime) = self.data_runtime.take() {
+            runtime.shutdown_background();
+        }
+        tracing::info!("gateway stopped");
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        self.admin_shutdown.cancel();
+        // A runtime cannot be dropped from async code (it would block): let its threads
+        // wind down in the background instead.
+        if let Some(runtime) = self.data_runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}

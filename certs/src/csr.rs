@@ -25,6 +25,12 @@ pub enum CsrError {
     AsksForCa,
     #[error("cannot create a CSR: {0}")]
     Create(rcgen::Error),
+    #[error(
+        "the caller has no usable identity ({0}): CSRs are signed only for callers that present a mesh certificate"
+    )]
+    NoCallerIdentity(crate::inspect::InspectError),
+    #[error("the caller presented no certificate: CSRs are signed only over mesh mTLS")]
+    NoCallerCertificate,
     #[error(transparent)]
     Issue(#[from] IssueError),
 }
@@ -83,6 +89,20 @@ impl Authority {
     ) -> Result<SignedChain, CsrError> {
         let lifetime = lifetime.min(MAX_WORKLOAD_CERT_LIFETIME);
         self.sign_csr_with_validity(csr_pem, caller, Validity::starting_now(lifetime))
+    }
+
+    /// [`Authority::sign_csr`] for the peer of a mesh mTLS connection: `peer_chain` is the
+    /// chain the handshake already verified (e.g. `ServerConnection::peer_certificates()`,
+    /// tonic's `peer_certs()`), and its SPIFFE id is the only name the caller can get.
+    pub fn sign_csr_for_peer(
+        &self,
+        csr_pem: &str,
+        peer_chain: &[rustls_pki_types::CertificateDer<'_>],
+        lifetime: Duration,
+    ) -> Result<SignedChain, CsrError> {
+        let leaf = peer_chain.first().ok_or(CsrError::NoCallerCertificate)?;
+        let caller = crate::inspect::spiffe_identity(leaf).map_err(CsrError::NoCallerIdentity)?;
+        self.sign_csr(csr_pem, &caller, lifetime)
     }
 
     /// [`Authority::sign_csr`] with an explicit validity window.
@@ -285,6 +305,38 @@ mod tests {
             err.to_string().contains("signature does not verify"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn peer_chain_decides_the_identity() {
+        let ca = ca();
+        let caller = ca
+            .issue_workload(&id("reviews"), Duration::from_secs(60))
+            .unwrap();
+        let peer_chain = pem::certificates(caller.chain_pem.as_bytes()).unwrap();
+        let own = new_csr(&id("reviews")).unwrap();
+        ca.sign_csr_for_peer(&own.csr_pem, &peer_chain, Duration::from_secs(60))
+            .unwrap();
+        let other = new_csr(&id("ratings")).unwrap();
+        let err = ca
+            .sign_csr_for_peer(&other.csr_pem, &peer_chain, Duration::from_secs(60))
+            .unwrap_err();
+        assert!(matches!(err, CsrError::IdentityMismatch { .. }), "{err}");
+        let err = ca
+            .sign_csr_for_peer(&own.csr_pem, &[], Duration::from_secs(60))
+            .unwrap_err();
+        assert!(matches!(err, CsrError::NoCallerCertificate), "{err}");
+        let dns_only = ca
+            .issue(&crate::issue::LeafSpec::for_dns_names(
+                &["a.example"],
+                Validity::starting_now(Duration::from_secs(60)),
+            ))
+            .unwrap();
+        let dns_chain = pem::certificates(dns_only.chain_pem.as_bytes()).unwrap();
+        let err = ca
+            .sign_csr_for_peer(&own.csr_pem, &dns_chain, Duration::from_secs(60))
+            .unwrap_err();
+        assert!(err.to_string().contains("no usable identity"), "{err}");
     }
 
     #[test]

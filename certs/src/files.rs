@@ -17,6 +17,8 @@ pub const ROOT_KEY_FILE: &str = "root-key.pem";
 pub const CA_CERT_FILE: &str = "ca-cert.pem";
 pub const CA_KEY_FILE: &str = "ca-key.pem";
 pub const CERT_CHAIN_FILE: &str = "cert-chain.pem";
+/// Istio's file-mounted workload key (`/etc/certs/key.pem`).
+pub const KEY_FILE: &str = "key.pem";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
@@ -142,6 +144,24 @@ pub fn write_authority_files(
     force: bool,
 ) -> Result<Vec<PathBuf>, FilesError> {
     write_planned(authority_files(dir, ca), force)
+}
+
+/// Writes a workload or gateway certificate in Istio's file-mounted layout
+/// (`dir/{cert-chain.pem, key.pem, root-cert.pem}`), for bootstrapping before a CSR can be made.
+pub fn write_workload_files(
+    dir: &Path,
+    issued: &crate::issue::IssuedCert,
+    ca: &Authority,
+    force: bool,
+) -> Result<Vec<PathBuf>, FilesError> {
+    write_planned(
+        vec![
+            (dir.join(CERT_CHAIN_FILE), issued.chain_pem.clone(), false),
+            (dir.join(KEY_FILE), issued.key_pem.clone(), true),
+            (dir.join(ROOT_CERT_FILE), ca.root_pem(), false),
+        ],
+        force,
+    )
 }
 
 /// Loads a cluster CA from the four Istio files in `dir` (`cert-chain.pem` may be absent).

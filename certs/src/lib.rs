@@ -19,7 +19,10 @@ pub mod validity;
 
 pub use authority::{Authority, AuthorityError, AuthorityPem};
 pub use csr::{CsrAndKey, CsrError, MAX_WORKLOAD_CERT_LIFETIME, SignedChain, new_csr};
-pub use files::{CaLifetimes, FilesError, MeshFiles, generate_mesh_files, load_authority_files};
+pub use files::{
+    CaLifetimes, FilesError, MeshFiles, generate_mesh_files, load_authority_files,
+    write_workload_files,
+};
 pub use fingerprint::{cert_sha256_hex, spki_sha256_base64};
 pub use identity::{Identity, IdentityError};
 pub use issue::{IssueError, IssuedCert, LeafSpec};

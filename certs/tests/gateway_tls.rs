@@ -446,7 +446,7 @@ async fn tls12_client_offering_only_other_suites_fails() {
 }
 
 #[test]
-fn pieces_report_tls13_for_quic() {
+fn quic_config_needs_tls13() {
     let tls12_only = ServerTlsPolicy {
         max: TlsVersion::V1_2,
         ..ServerTlsPolicy::default()

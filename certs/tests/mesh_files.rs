@@ -194,3 +194,30 @@ fn tampered_files_fail_to_load_with_the_directory_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn workload_files_load_back_as_tls_material() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    generate_mesh_files(out, TD, &["cluster1"], CaLifetimes::default(), false).unwrap();
+    let ca = load_authority_files(&out.join("cluster1")).unwrap();
+    let gateway = common::id("istio-system", "istio-eastwestgateway-service-account");
+    let issued = ca
+        .issue_workload(&gateway, std::time::Duration::from_secs(3600))
+        .unwrap();
+    let certs_dir = out.join("gateway-certs");
+    certs::write_workload_files(&certs_dir, &issued, &ca, false).unwrap();
+    let material = certs::load_pem_files(
+        &certs_dir.join("cert-chain.pem"),
+        &certs_dir.join("key.pem"),
+        Some(&certs_dir.join("root-cert.pem")),
+    )
+    .unwrap();
+    assert_eq!(
+        certs::identity_of_chain(&material.cert_chain).unwrap(),
+        gateway
+    );
+    assert_eq!(material.ca_certs, ca.roots());
+    let err = certs::write_workload_files(&certs_dir, &issued, &ca, false).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+}

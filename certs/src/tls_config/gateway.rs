@@ -67,6 +67,26 @@ impl ServerTlsPieces {
         self.versions.contains(&&rustls::version::TLS13)
     }
 
+    /// The same policy for HTTP/3 on the UDP side of the port: QUIC is TLS 1.3 only.
+    pub fn quic_server_config(
+        &self,
+        certs: Arc<dyn ResolvesServerCert>,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<ServerConfig, TlsConfigError> {
+        if !self.allows_tls13() {
+            return Err(TlsConfigError::QuicNeedsTls13);
+        }
+        let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(rustls_error("gateway QUIC server"))?
+            .with_client_cert_verifier(Arc::clone(&self.client_verifier))
+            .with_cert_resolver(certs);
+        config.alpn_protocols = alpn;
+        // quinn accepts only 0 (no 0-RTT) or u32::MAX here; replayable 0-RTT stays off.
+        config.max_early_data_size = 0;
+        Ok(config)
+    }
+
     pub fn server_config(
         &self,
         certs: Arc<dyn ResolvesServerCert>,

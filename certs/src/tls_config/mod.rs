@@ -49,6 +49,10 @@ pub enum TlsConfigError {
     BadServerName { name: String, reason: String },
     #[error("host {host:?} is given a certificate twice: each SNI host may appear once per port")]
     DuplicateHost { host: String },
+    #[error(
+        "HTTP/3 needs TLS 1.3, but this server's maxProtocolVersion excludes it: raise it to TLSV1_3 or serve this port without HTTP/3"
+    )]
+    QuicNeedsTls13,
     #[error("the peer presented no certificate, so it has no identity")]
     NoPeerCertificate,
     #[error("the peer's certificate has no usable SPIFFE identity: {0}")]

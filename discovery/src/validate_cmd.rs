@@ -147,7 +147,12 @@ impl ValidationOutcome {
                 .errors
                 .into_iter()
                 .map(|problem| (Severity::Error, problem))
-                .chain(report.warnings.into_iter().map(|problem| (Severity::Warning, problem)));
+                .chain(
+                    report
+                        .warnings
+                        .into_iter()
+                        .map(|problem| (Severity::Warning, problem)),
+                );
             for (severity, problem) in problems {
                 self.findings.push(finding(severity, path, problem));
             }

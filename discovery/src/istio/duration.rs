@@ -71,7 +71,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, DurationError> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(after_number.len());
         let (unit, after_unit) = after_number.split_at(unit_len);
-        if unit.is_empty() {
+        if number.is_empty() || unit.is_empty() {
             return Err(malformed());
         }
         let Some(scale) = unit_nanos(unit) else {
@@ -108,9 +108,10 @@ pub fn parse_duration(raw: &str) -> Result<Duration, DurationError> {
         total_nanos = total_nanos.checked_add(component).ok_or_else(overflow)?;
         rest = after_unit;
     }
-    let seconds = u64::try_from(total_nanos / NANOS_PER_SECOND).map_err(|_| DurationError::Overflow {
-        raw: raw.to_string(),
-    })?;
+    let seconds =
+        u64::try_from(total_nanos / NANOS_PER_SECOND).map_err(|_| DurationError::Overflow {
+            raw: raw.to_string(),
+        })?;
     // The remainder of a division by 1e9 always fits in u32.
     let nanos = (total_nanos % NANOS_PER_SECOND) as u32;
     Ok(Duration::new(seconds, nanos))
@@ -224,14 +225,26 @@ mod tests {
             err.to_string(),
             "invalid duration \"abc\": write a number followed by a unit (ns, us, ms, s, m, h), e.g. \"1s\", \"500ms\", \"1.5s\" or \"1m\""
         );
-        assert!(matches!(parse_duration("5"), Err(DurationError::Malformed { .. })));
-        assert!(matches!(parse_duration(""), Err(DurationError::Malformed { .. })));
+        assert!(matches!(
+            parse_duration("5"),
+            Err(DurationError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_duration(""),
+            Err(DurationError::Malformed { .. })
+        ));
         assert_eq!(
             parse_duration("5d").unwrap_err().to_string(),
             "invalid duration \"5d\": unknown unit \"d\"; use ns, us, ms, s, m or h"
         );
-        assert!(matches!(parse_duration("-1s"), Err(DurationError::Negative { .. })));
-        assert!(matches!(parse_duration("1.2.3s"), Err(DurationError::Malformed { .. })));
+        assert!(matches!(
+            parse_duration("-1s"),
+            Err(DurationError::Negative { .. })
+        ));
+        assert!(matches!(
+            parse_duration("1.2.3s"),
+            Err(DurationError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -81,7 +81,9 @@ impl ServerTlsMode {
 }
 
 /// TLS protocol version bounds. TLS_AUTO lets the proxy choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub enum TlsProtocolVersion {
     #[default]
     #[serde(rename = "TLS_AUTO")]

@@ -27,9 +27,10 @@ pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeEr
         let value: Value = match serde_saphyr::from_str(&document.text) {
             Ok(value) => value,
             Err(error) => {
+                let message = yaml_message(&error, document.line);
                 errors.push(DecodeError::Yaml {
                     origin: place,
-                    message: one_line(&error.to_string()),
+                    message,
                 });
                 continue;
             }
@@ -40,6 +41,24 @@ pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeEr
         decode_value(value, place, true, &mut resources, &mut errors);
     }
     (resources, errors)
+}
+
+/// The parser's reason, with its line made relative to the file rather than the document.
+fn yaml_message(error: &serde_saphyr::Error, first_line: usize) -> String {
+    let bare = one_line(&error.without_snippet().to_string());
+    let bare = bare.strip_prefix("error: ").unwrap_or(&bare).to_string();
+    let Some(location) = error.location() else {
+        return bare;
+    };
+    let prefix = format!("line {} column {}: ", location.line(), location.column());
+    let suffix = format!(" at line {}, column {}", location.line(), location.column());
+    let reason = bare.strip_prefix(&prefix).unwrap_or(&bare);
+    let reason = reason.strip_suffix(&suffix).unwrap_or(reason);
+    let line = u64::try_from(first_line)
+        .unwrap_or(u64::MAX)
+        .saturating_add(location.line())
+        .saturating_sub(1);
+    format!("line {line}, column {}: {reason}", location.column())
 }
 
 fn one_line(message: &str) -> String {
@@ -76,7 +95,10 @@ fn decode_value(
         });
         return;
     };
-    let Some(api_version) = object.get("apiVersion").and_then(Value::as_str).map(str::to_string)
+    let Some(api_version) = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
     else {
         errors.push(DecodeError::MissingTypeMeta {
             origin,
@@ -84,7 +106,11 @@ fn decode_value(
         });
         return;
     };
-    let Some(kind) = object.get("kind").and_then(Value::as_str).map(str::to_string) else {
+    let Some(kind) = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
         errors.push(DecodeError::MissingTypeMeta {
             origin,
             field: "kind",
@@ -140,7 +166,9 @@ fn decode_value(
         ("v1", "Service") => kube_object(object).map(Resource::Service),
         ("v1", "Pod") => kube_object(object).map(Resource::Pod),
         ("v1", "Secret") => kube_object(object).map(Resource::Secret),
-        ("discovery.k8s.io/v1", "EndpointSlice") => kube_object(object).map(Resource::EndpointSlice),
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            kube_object(object).map(Resource::EndpointSlice)
+        }
         (_, "Gateway") if istio => istio_object(object).map(Resource::Gateway),
         (_, "VirtualService") if istio => istio_object(object).map(Resource::VirtualService),
         (_, "DestinationRule") if istio => istio_object(object).map(Resource::DestinationRule),
@@ -177,15 +205,16 @@ where
         .to_string();
     let metadata = match object.remove("metadata") {
         None | Some(Value::Null) => Default::default(),
-        Some(metadata) => serde_json::from_value(metadata)
-            .map_err(|error| format!("metadata: {error}"))?,
+        Some(metadata) => {
+            serde_json::from_value(metadata).map_err(|error| format!("metadata: {error}"))?
+        }
     };
     let mut unknown_fields = Vec::new();
     let spec = match object.remove("spec") {
         None | Some(Value::Null) => S::default(),
         Some(raw) => {
-            let spec: S = serde_json::from_value(raw.clone())
-                .map_err(|error| format!("spec: {error}"))?;
+            let spec: S =
+                serde_json::from_value(raw.clone()).map_err(|error| format!("spec: {error}"))?;
             // Serializing back writes every field Isthmus knows: whatever else the YAML
             // holds was not understood.
             let known = serde_json::to_value(&spec).map_err(|error| format!("spec: {error}"))?;

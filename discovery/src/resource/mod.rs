@@ -16,10 +16,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use decode::decode_documents;
 
+pub use crate::istio::IstioObject;
 use crate::istio::{
     DEFAULT_NAMESPACE, DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, VirtualServiceSpec,
 };
-pub use crate::istio::IstioObject;
 
 /// Where a resource came from, for messages: file, document and (in a `List`) item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,7 +36,11 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (document {}, line {}", self.path, self.document, self.line)?;
+        write!(
+            f,
+            "{} (document {}, line {}",
+            self.path, self.document, self.line
+        )?;
         if let Some(item) = self.item {
             write!(f, ", items[{item}]")?;
         }
@@ -130,7 +134,9 @@ impl Decoded {
 pub enum DecodeError {
     #[error("{origin}: invalid YAML: {message}")]
     Yaml { origin: Origin, message: String },
-    #[error("{origin}: expected a Kubernetes object (a mapping with apiVersion and kind), found {found}")]
+    #[error(
+        "{origin}: expected a Kubernetes object (a mapping with apiVersion and kind), found {found}"
+    )]
     NotAnObject { origin: Origin, found: &'static str },
     #[error("{origin}: missing {field}: every document needs apiVersion and kind")]
     MissingTypeMeta { origin: Origin, field: &'static str },

@@ -33,7 +33,7 @@ pub(crate) fn split_documents(stream: &str) -> Vec<RawDocument<'_>> {
     let mut current_line = 1;
     let mut first_piece = true;
     let mut offset = 0;
-    let mut pending_inline: Option<(String, usize)> = None;
+    let mut pending_inline: Option<String> = None;
 
     let mut push = |start: usize, end: usize, line: usize, inline: Option<String>, first: bool| {
         let body = &stream[start..end];
@@ -52,14 +52,14 @@ pub(crate) fn split_documents(stream: &str) -> Vec<RawDocument<'_>> {
         let bare = line.trim_end_matches(['\n', '\r']);
         if is_marker(bare, "---") || is_marker(bare, "...") {
             if let Some(start) = current_start.take() {
-                let inline = pending_inline.take().map(|(head, _)| head);
+                let inline = pending_inline.take();
                 push(start, offset, current_line, inline, first_piece);
             }
             first_piece = false;
-            if bare.starts_with("---") {
-                let rest = bare[3..].trim();
+            if let Some(after_marker) = bare.strip_prefix("---") {
+                let rest = after_marker.trim();
                 if !rest.is_empty() {
-                    pending_inline = Some((rest.to_string(), line_number + 1));
+                    pending_inline = Some(rest.to_string());
                 }
                 current_start = Some(offset + line.len());
                 current_line = line_number + 2;
@@ -74,7 +74,7 @@ pub(crate) fn split_documents(stream: &str) -> Vec<RawDocument<'_>> {
         offset += line.len();
     }
     if let Some(start) = current_start {
-        let inline = pending_inline.take().map(|(head, _)| head);
+        let inline = pending_inline.take();
         push(start, stream.len(), current_line, inline, first_piece);
     }
 

@@ -7,7 +7,9 @@ use crate::istio::destination_rule::{
 };
 
 use super::http_route::validate_subset_name;
-use super::names::{validate_duration, validate_export_to, validate_labels, validate_port, validate_wildcard_domain};
+use super::names::{
+    validate_duration, validate_export_to, validate_labels, validate_port, validate_wildcard_domain,
+};
 use super::tls::validate_client_tls;
 use super::{Findings, Report};
 
@@ -91,7 +93,9 @@ fn validate_traffic_policy(policy: &TrafficPolicy, field: &str, findings: &mut F
         let place = format!("{field}.portLevelSettings[{index}]");
         match &port_policy.port {
             None => findings.error(&place, "portTrafficPolicy must have valid port"),
-            Some(port) => findings.check(&format!("{place}.port.number"), validate_port(port.number)),
+            Some(port) => {
+                findings.check(&format!("{place}.port.number"), validate_port(port.number))
+            }
         }
         if port_policy.outlier_detection.is_none()
             && port_policy.connection_pool.is_none()
@@ -130,7 +134,10 @@ fn validate_policy_parts(
     if let Some(load_balancer) = load_balancer {
         let place = format!("{field}.loadBalancer");
         if let Some(warmup) = &load_balancer.warmup_duration_secs {
-            findings.check(&format!("{place}.warmupDurationSecs"), validate_duration(warmup));
+            findings.check(
+                &format!("{place}.warmupDurationSecs"),
+                validate_duration(warmup),
+            );
         }
         if load_balancer.consistent_hash.is_some() {
             findings.warn(
@@ -149,7 +156,10 @@ fn validate_policy_parts(
 
 fn validate_outlier_detection(outlier: &OutlierDetection, field: &str, findings: &mut Findings) {
     if let Some(base) = &outlier.base_ejection_time {
-        findings.check(&format!("{field}.baseEjectionTime"), validate_duration(base));
+        findings.check(
+            &format!("{field}.baseEjectionTime"),
+            validate_duration(base),
+        );
     }
     if outlier.consecutive_errors != 0 {
         findings.warn(
@@ -190,11 +200,31 @@ fn validate_connection_pool(pool: &ConnectionPoolSettings, field: &str, findings
     if let Some(http) = &pool.http {
         let place = format!("{field}.http");
         let counts = [
-            (http.http1_max_pending_requests, "http1MaxPendingRequests", "http1 max pending requests must be non-negative"),
-            (http.http2_max_requests, "http2MaxRequests", "http2 max requests must be non-negative"),
-            (http.max_requests_per_connection, "maxRequestsPerConnection", "max requests per connection must be non-negative"),
-            (http.max_retries, "maxRetries", "max retries must be non-negative"),
-            (http.max_concurrent_streams, "maxConcurrentStreams", "max concurrent streams must be non-negative"),
+            (
+                http.http1_max_pending_requests,
+                "http1MaxPendingRequests",
+                "http1 max pending requests must be non-negative",
+            ),
+            (
+                http.http2_max_requests,
+                "http2MaxRequests",
+                "http2 max requests must be non-negative",
+            ),
+            (
+                http.max_requests_per_connection,
+                "maxRequestsPerConnection",
+                "max requests per connection must be non-negative",
+            ),
+            (
+                http.max_retries,
+                "maxRetries",
+                "max retries must be non-negative",
+            ),
+            (
+                http.max_concurrent_streams,
+                "maxConcurrentStreams",
+                "max concurrent streams must be non-negative",
+            ),
         ];
         for (value, name, message) in counts {
             if value < 0 {
@@ -234,7 +264,10 @@ fn validate_connection_pool(pool: &ConnectionPoolSettings, field: &str, findings
         if let Some(keepalive) = &tcp.tcp_keepalive {
             for (value, name) in [(&keepalive.time, "time"), (&keepalive.interval, "interval")] {
                 if let Some(value) = value {
-                    findings.check(&format!("{place}.tcpKeepalive.{name}"), validate_duration(value));
+                    findings.check(
+                        &format!("{place}.tcpKeepalive.{name}"),
+                        validate_duration(value),
+                    );
                 }
             }
         }

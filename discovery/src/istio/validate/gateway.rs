@@ -112,7 +112,12 @@ fn validate_server(server: &Server, field: &str, findings: &mut Findings) {
 }
 
 /// Returns whether the port has no errors (Istio checks the TLS/protocol pairing only then).
-fn validate_server_port(port: &ServerPort, bind: &str, field: &str, findings: &mut Findings) -> bool {
+fn validate_server_port(
+    port: &ServerPort,
+    bind: &str,
+    field: &str,
+    findings: &mut Findings,
+) -> bool {
     let mut valid = true;
     if port.protocol().is_none() {
         findings.error(
@@ -124,14 +129,17 @@ fn validate_server_port(port: &ServerPort, bind: &str, field: &str, findings: &m
         );
         valid = false;
     }
-    if port.number > 0 || !bind.starts_with(UNIX_ADDRESS_PREFIX) {
-        if let Err(message) = validate_port(port.number) {
-            findings.error(&format!("{field}.number"), message);
-            valid = false;
-        }
+    if (port.number > 0 || !bind.starts_with(UNIX_ADDRESS_PREFIX))
+        && let Err(message) = validate_port(port.number)
+    {
+        findings.error(&format!("{field}.number"), message);
+        valid = false;
     }
     if port.target_port > 0 {
-        findings.error(&format!("{field}.targetPort"), "targetPort has no impact on Gateways");
+        findings.error(
+            &format!("{field}.targetPort"),
+            "targetPort has no impact on Gateways",
+        );
         valid = false;
     }
     if port.name.is_empty() {

@@ -2,8 +2,8 @@
 
 use crate::istio::common::{Destination, HeaderOperations, Headers, Percent};
 use crate::istio::virtual_service::{
-    CorsPolicy, HttpDirectResponse, HttpFaultInjection, HttpMatchRequest, HttpRedirect,
-    HttpRetry, HttpRewrite, HttpRoute, HttpRouteDestination, RouteDestination,
+    CorsPolicy, HttpDirectResponse, HttpFaultInjection, HttpMatchRequest, HttpRedirect, HttpRetry,
+    HttpRewrite, HttpRoute, HttpRouteDestination, RouteDestination,
 };
 
 use super::Findings;
@@ -189,7 +189,10 @@ fn validate_conflicts(route: &HttpRoute, field: &str, findings: &mut Findings) {
             findings.error(field, "HTTP route cannot contain both fault and redirect");
         }
         if route.rewrite.is_some() {
-            findings.error(field, "HTTP route rule cannot contain both rewrite and redirect");
+            findings.error(
+                field,
+                "HTTP route rule cannot contain both rewrite and redirect",
+            );
         }
         if route.direct_response.is_some() {
             findings.error(
@@ -199,10 +202,16 @@ fn validate_conflicts(route: &HttpRoute, field: &str, findings: &mut Findings) {
         }
     } else if route.direct_response.is_some() {
         if has_route {
-            findings.error(field, "HTTP route cannot contain both route and direct_response");
+            findings.error(
+                field,
+                "HTTP route cannot contain both route and direct_response",
+            );
         }
         if route.fault.is_some() {
-            findings.error(field, "HTTP route cannot contain both fault and direct_response");
+            findings.error(
+                field,
+                "HTTP route cannot contain both fault and direct_response",
+            );
         }
         if route.rewrite.is_some() {
             findings.error(
@@ -233,7 +242,10 @@ fn validate_match(matcher: &HttpMatchRequest, field: &str, findings: &mut Findin
         }
     }
     if let Some(uri) = &matcher.uri {
-        findings.check(&format!("{field}.uri"), validate_string_match_regex(uri, "uri"));
+        findings.check(
+            &format!("{field}.uri"),
+            validate_string_match_regex(uri, "uri"),
+        );
     }
     let plain = [
         (&matcher.scheme, "scheme"),
@@ -242,7 +254,10 @@ fn validate_match(matcher: &HttpMatchRequest, field: &str, findings: &mut Findin
     ];
     for (value, name) in plain {
         if let Some(value) = value {
-            findings.check(&format!("{field}.{name}"), validate_string_match(value, name));
+            findings.check(
+                &format!("{field}.{name}"),
+                validate_string_match(value, name),
+            );
         }
     }
     for (name, param) in &matcher.query_params {
@@ -262,7 +277,10 @@ fn validate_match(matcher: &HttpMatchRequest, field: &str, findings: &mut Findin
     if !matcher.source_namespace.is_empty() && !is_dns1123_label(&matcher.source_namespace) {
         findings.error(
             &format!("{field}.sourceNamespace"),
-            format!("sourceNamespace match {} is invalid", matcher.source_namespace),
+            format!(
+                "sourceNamespace match {} is invalid",
+                matcher.source_namespace
+            ),
         );
     }
 }
@@ -300,8 +318,13 @@ fn validate_headers(headers: &Headers, field: &str, findings: &mut Findings) {
     }
 }
 
-fn validate_authority_rewrite(rewrite: Option<&HttpRewrite>, headers: Option<&Headers>) -> Result<(), String> {
-    let mut current = rewrite.map(|rewrite| rewrite.authority.clone()).unwrap_or_default();
+fn validate_authority_rewrite(
+    rewrite: Option<&HttpRewrite>,
+    headers: Option<&Headers>,
+) -> Result<(), String> {
+    let mut current = rewrite
+        .map(|rewrite| rewrite.authority.clone())
+        .unwrap_or_default();
     let Some(request) = headers.and_then(|headers| headers.request.as_ref()) else {
         return Ok(());
     };
@@ -398,12 +421,18 @@ fn validate_http_status(status: i64) -> Result<(), String> {
 
 fn validate_fault(fault: &HttpFaultInjection, field: &str, findings: &mut Findings) {
     if fault.abort.is_none() && fault.delay.is_none() {
-        findings.error(field, "HTTP fault injection must have an abort and/or a delay");
+        findings.error(
+            field,
+            "HTTP fault injection must have an abort and/or a delay",
+        );
     }
     if let Some(abort) = &fault.abort {
         let place = format!("{field}.abort");
         if let Some(percentage) = &abort.percentage {
-            findings.check(&format!("{place}.percentage"), validate_percentage(percentage));
+            findings.check(
+                &format!("{place}.percentage"),
+                validate_percentage(percentage),
+            );
         }
         if let Some(status) = &abort.grpc_status {
             if !GRPC_STATUS_NAMES.contains(&status.as_str()) {
@@ -420,7 +449,10 @@ fn validate_fault(fault: &HttpFaultInjection, field: &str, findings: &mut Findin
                 "HTTP/2 abort fault injection not supported yet",
             );
         } else if let Some(status) = abort.http_status {
-            findings.check(&format!("{place}.httpStatus"), validate_http_status(i64::from(status)));
+            findings.check(
+                &format!("{place}.httpStatus"),
+                validate_http_status(i64::from(status)),
+            );
         } else {
             findings.warn(&place, "abort configured, but error type not set");
         }
@@ -428,12 +460,18 @@ fn validate_fault(fault: &HttpFaultInjection, field: &str, findings: &mut Findin
     if let Some(delay) = &fault.delay {
         let place = format!("{field}.delay");
         if let Some(percentage) = &delay.percentage {
-            findings.check(&format!("{place}.percentage"), validate_percentage(percentage));
+            findings.check(
+                &format!("{place}.percentage"),
+                validate_percentage(percentage),
+            );
         }
         if let Some(fixed) = &delay.fixed_delay {
             findings.check(&format!("{place}.fixedDelay"), validate_duration(fixed));
         } else if let Some(exponential) = &delay.exponential_delay {
-            findings.check(&format!("{place}.exponentialDelay"), validate_duration(exponential));
+            findings.check(
+                &format!("{place}.exponentialDelay"),
+                validate_duration(exponential),
+            );
             findings.error(
                 &format!("{place}.exponentialDelay"),
                 "exponentialDelay not supported yet",
@@ -442,7 +480,11 @@ fn validate_fault(fault: &HttpFaultInjection, field: &str, findings: &mut Findin
     }
 }
 
-pub(super) fn validate_destination(destination: &Destination, field: &str, findings: &mut Findings) {
+pub(super) fn validate_destination(
+    destination: &Destination,
+    field: &str,
+    findings: &mut Findings,
+) {
     if destination.host == "*" {
         findings.error(
             &format!("{field}.host"),
@@ -489,7 +531,10 @@ fn validate_retries(retries: &HttpRetry, field: &str, findings: &mut Findings) {
         );
     }
     if let Some(timeout) = &retries.per_try_timeout {
-        findings.check(&format!("{field}.perTryTimeout"), validate_duration(timeout));
+        findings.check(
+            &format!("{field}.perTryTimeout"),
+            validate_duration(timeout),
+        );
     }
     if !retries.retry_on.is_empty() {
         for policy in retries.retry_on.split(',') {
@@ -559,7 +604,8 @@ fn validate_rewrite(rewrite: &HttpRewrite) -> Result<(), String> {
     if !rewrite.uri.is_empty() && rewrite.uri_regex_rewrite.is_some() {
         return Err("rewrite may only contain one of URI or UriRegexRewrite".to_string());
     }
-    if rewrite.uri.is_empty() && rewrite.uri_regex_rewrite.is_none() && rewrite.authority.is_empty() {
+    if rewrite.uri.is_empty() && rewrite.uri_regex_rewrite.is_none() && rewrite.authority.is_empty()
+    {
         return Err("rewrite must specify at least one of URI, UriRegexRewrite, or authority. Only one of URI or UriRegexRewrite may be specified".to_string());
     }
     if let Some(regex_rewrite) = &rewrite.uri_regex_rewrite {
@@ -598,22 +644,34 @@ fn validate_weights<'a>(
     }
 }
 
-fn validate_http_destinations(routes: &[HttpRouteDestination], field: &str, findings: &mut Findings) {
+fn validate_http_destinations(
+    routes: &[HttpRouteDestination],
+    field: &str,
+    findings: &mut Findings,
+) {
     for (index, route) in routes.iter().enumerate() {
         if let Some(headers) = &route.headers {
             validate_headers(headers, &format!("{field}[{index}].headers"), findings);
         }
     }
     validate_weights(
-        routes.iter().map(|route| (route.weight, route.destination.as_ref())),
+        routes
+            .iter()
+            .map(|route| (route.weight, route.destination.as_ref())),
         field,
         findings,
     );
 }
 
-pub(super) fn validate_route_destinations(routes: &[RouteDestination], field: &str, findings: &mut Findings) {
+pub(super) fn validate_route_destinations(
+    routes: &[RouteDestination],
+    field: &str,
+    findings: &mut Findings,
+) {
     validate_weights(
-        routes.iter().map(|route| (route.weight, route.destination.as_ref())),
+        routes
+            .iter()
+            .map(|route| (route.weight, route.destination.as_ref())),
         field,
         findings,
     );
@@ -640,10 +698,16 @@ pub(super) fn validate_gateway_names(names: &[String], field: &str, findings: &m
             findings.error(&place, "config namespace and gateway name cannot be empty");
         }
         if !is_dns1123_label(namespace) {
-            findings.error(&place, format!("invalid value for namespace: {namespace:?}"));
+            findings.error(
+                &place,
+                format!("invalid value for namespace: {namespace:?}"),
+            );
         }
         if !is_dns1123_label(gateway) {
-            findings.error(&place, format!("invalid value for gateway name: {gateway:?}"));
+            findings.error(
+                &place,
+                format!("invalid value for gateway name: {gateway:?}"),
+            );
         }
     }
 }

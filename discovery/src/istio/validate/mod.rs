@@ -84,7 +84,10 @@ impl Findings {
             report: Report::default(),
         };
         for field in &object.unknown_fields {
-            findings.warn(field, "unknown field, ignored: check its spelling and the Istio API version");
+            findings.warn(
+                field,
+                "unknown field, ignored: check its spelling and the Istio API version",
+            );
         }
         findings
     }

@@ -30,7 +30,8 @@ static TAG_KEY: LazyLock<Regex> = LazyLock::new(|| {
 });
 #[allow(clippy::expect_used)]
 static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!("^({QUALIFIED_NAME_FMT})?$")).expect("constant label value pattern compiles")
+    Regex::new(&format!("^({QUALIFIED_NAME_FMT})?$"))
+        .expect("constant label value pattern compiles")
 });
 
 /// RFC 1123 label as Istio checks it (letters of either case, digits, inner dashes).
@@ -42,7 +43,9 @@ pub fn is_dns1123_label(value: &str) -> bool {
     value.len() <= DNS1123_LABEL_MAX_LENGTH
         && first.is_ascii_alphanumeric()
         && last.is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
 }
 
 /// A label that may be `*` or start with `*` / `*-` followed by a normal label.
@@ -80,7 +83,9 @@ fn validate_dns1123_labels(domain: &str) -> Result<(), String> {
             return Ok(());
         }
         if !is_dns1123_label(label) {
-            return Err(format!("domain name {domain:?} invalid (label {label:?} invalid)"));
+            return Err(format!(
+                "domain name {domain:?} invalid (label {label:?} invalid)"
+            ));
         }
     }
     Ok(())
@@ -100,7 +105,9 @@ pub fn validate_wildcard_domain(domain: &str) -> Result<(), String> {
         None => (domain, None),
     };
     if !is_wildcard_dns1123_label(first) {
-        return Err(format!("domain name {domain:?} invalid (label {first:?} invalid)"));
+        return Err(format!(
+            "domain name {domain:?} invalid (label {first:?} invalid)"
+        ));
     }
     match rest {
         Some(rest) => validate_dns1123_labels(rest),
@@ -115,9 +122,14 @@ pub fn validate_wildcard_domain_for_gateway_binding(sni: bool, domain: &str) -> 
     let first = domain.split('.').next().unwrap_or_default();
     if sni && first == "outbound_" {
         let port_label = domain.split('.').nth(1).unwrap_or_default();
-        let starts_with_digit = port_label.bytes().next().is_some_and(|b| (b'0'..=b'8').contains(&b));
+        let starts_with_digit = port_label
+            .bytes()
+            .next()
+            .is_some_and(|b| (b'0'..=b'8').contains(&b));
         if !starts_with_digit {
-            return Err(format!("domain name {domain:?} invalid (label {first:?} invalid)"));
+            return Err(format!(
+                "domain name {domain:?} invalid (label {first:?} invalid)"
+            ));
         }
         return Ok(());
     }
@@ -316,8 +328,9 @@ pub fn validate_export_to(
         }
         match key.as_str() {
             "*" => seen.push(key),
-            "~" => errors
-                .push("exportTo ~ (none) is not allowed for Istio configuration objects".to_string()),
+            "~" => errors.push(
+                "exportTo ~ (none) is not allowed for Istio configuration objects".to_string(),
+            ),
             other if is_dns1123_label(other) => seen.push(key),
             _ => errors.push(
                 "only .,*, or a valid DNS 1123 label is allowed as exportTo entry".to_string(),
@@ -369,12 +382,18 @@ mod tests {
     #[test]
     fn label_patterns_compile_and_match() {
         let labels = BTreeMap::from([
-            ("app.kubernetes.io/name".to_string(), "reviews_v1".to_string()),
+            (
+                "app.kubernetes.io/name".to_string(),
+                "reviews_v1".to_string(),
+            ),
             ("version".to_string(), String::new()),
         ]);
         assert!(validate_labels(&labels).is_empty());
         let bad = BTreeMap::from([("-bad".to_string(), "ok".to_string())]);
-        assert_eq!(validate_labels(&bad), vec!["invalid tag key: \"-bad\"".to_string()]);
+        assert_eq!(
+            validate_labels(&bad),
+            vec!["invalid tag key: \"-bad\"".to_string()]
+        );
         let bad_value = BTreeMap::from([("ok".to_string(), "a b".to_string())]);
         assert_eq!(
             validate_labels(&bad_value),

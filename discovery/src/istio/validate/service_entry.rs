@@ -63,7 +63,10 @@ pub fn validate_service_entry(entry: &IstioObject<ServiceEntrySpec>) -> Report {
     let mut cidr_found = false;
     for (index, address) in spec.addresses.iter().enumerate() {
         cidr_found |= address.contains('/');
-        findings.check(&format!("spec.addresses[{index}]"), validate_ip_subnet(address));
+        findings.check(
+            &format!("spec.addresses[{index}]"),
+            validate_ip_subnet(address),
+        );
     }
     if cidr_found && !matches!(spec.resolution, Resolution::None | Resolution::Static) {
         findings.error(
@@ -91,7 +94,10 @@ pub fn validate_service_entry(entry: &IstioObject<ServiceEntrySpec>) -> Report {
         }
         port_numbers.push(port.number);
         if port.target_port != 0 {
-            findings.check(&format!("{field}.targetPort"), validate_port(port.target_port));
+            findings.check(
+                &format!("{field}.targetPort"),
+                validate_port(port.target_port),
+            );
             if spec.resolution == Resolution::None {
                 findings.warn(
                     &format!("{field}.targetPort"),
@@ -190,7 +196,10 @@ fn validate_endpoint_ports(
         findings.check(&place, validate_port_name(name));
         findings.check(&place, validate_port(*port));
     }
-    findings.errors(&format!("{field}.labels"), validate_labels(&endpoint.labels));
+    findings.errors(
+        &format!("{field}.labels"),
+        validate_labels(&endpoint.labels),
+    );
 }
 
 fn validate_static_endpoint(
@@ -220,7 +229,10 @@ fn validate_static_endpoint(
             );
         }
         if service_port_names.len() != 1 {
-            findings.error(&address_field, "exactly 1 service port required for unix endpoints");
+            findings.error(
+                &address_field,
+                "exactly 1 service port required for unix endpoints",
+            );
         }
     } else if !address.is_empty() && !is_valid_ip(address) {
         findings.error(
@@ -238,7 +250,9 @@ fn validate_dns_resolution(spec: &ServiceEntrySpec, port_names: &[&str], finding
             if validate_fqdn(host).is_err() {
                 findings.error(
                     &format!("spec.hosts[{index}]"),
-                    format!("hosts must be FQDN if no endpoints are provided for resolution mode {mode}"),
+                    format!(
+                        "hosts must be FQDN if no endpoints are provided for resolution mode {mode}"
+                    ),
                 );
             }
         }

@@ -50,20 +50,25 @@ fn single_form(matcher: &StringMatch, place: &str) -> Result<(), String> {
 /// Istio's validateStringMatch: non-empty prefix and regex, compiling regex.
 pub(super) fn validate_string_match(matcher: &StringMatch, place: &str) -> Result<(), String> {
     single_form(matcher, place)?;
-    if matcher.exact.is_none() {
-        if let Some(prefix) = &matcher.prefix {
-            if prefix.is_empty() {
-                return Err(format!("{place:?}: prefix string match should not be empty"));
-            }
-            return Ok(());
+    if matcher.exact.is_none()
+        && let Some(prefix) = &matcher.prefix
+    {
+        if prefix.is_empty() {
+            return Err(format!(
+                "{place:?}: prefix string match should not be empty"
+            ));
         }
+        return Ok(());
     }
     validate_string_match_regex(matcher, place)
 }
 
 /// Istio's validateStringMatchRegexp: only the regex form is checked (an empty URI prefix is
 /// allowed and matches everything).
-pub(super) fn validate_string_match_regex(matcher: &StringMatch, place: &str) -> Result<(), String> {
+pub(super) fn validate_string_match_regex(
+    matcher: &StringMatch,
+    place: &str,
+) -> Result<(), String> {
     single_form(matcher, place)?;
     if matcher.exact.is_some() || matcher.prefix.is_some() {
         return Ok(());
@@ -97,7 +102,10 @@ pub(super) fn validate_header_name_or_jwt_claim(name: &str) -> Result<(), String
 
 pub(super) fn is_jwt_claim_route(name: &str) -> bool {
     name.strip_prefix("@request.auth.claims")
-        .is_some_and(|rest| (rest.starts_with('.') && rest.len() > 1) || (rest.starts_with('[') && rest.ends_with(']') && rest.len() > 2))
+        .is_some_and(|rest| {
+            (rest.starts_with('.') && rest.len() > 1)
+                || (rest.starts_with('[') && rest.ends_with(']') && rest.len() > 2)
+        })
 }
 
 /// CORS header lists also accept `*`.
@@ -122,7 +130,9 @@ pub(super) fn validate_request_header_edit_name(name: &str) -> Result<(), String
         return Err("header name cannot be empty".to_string());
     }
     if is_internal_header(name) && !is_authority_header(name) {
-        return Err(format!("invalid header {name:?}: header cannot have \":\" prefix"));
+        return Err(format!(
+            "invalid header {name:?}: header cannot have \":\" prefix"
+        ));
     }
     Ok(())
 }
@@ -136,7 +146,9 @@ pub(super) fn validate_header_edit_name(name: &str) -> Result<(), String> {
         return Err(format!("invalid header {name:?}: cannot set Host header"));
     }
     if is_internal_header(name) {
-        return Err(format!("invalid header {name:?}: header cannot have \":\" prefix"));
+        return Err(format!(
+            "invalid header {name:?}: header cannot have \":\" prefix"
+        ));
     }
     Ok(())
 }

@@ -45,7 +45,11 @@ pub(super) fn validate_server_tls(tls: &ServerTlsSettings, field: &str, findings
 
     if tls.mode == ServerTlsMode::IstioMutual {
         let forbidden = [
-            (&tls.server_certificate, "serverCertificate", "server certificate"),
+            (
+                &tls.server_certificate,
+                "serverCertificate",
+                "server certificate",
+            ),
             (&tls.private_key, "privateKey", "private key"),
             (&tls.ca_certificates, "caCertificates", "CA bundle"),
             (&tls.credential_name, "credentialName", "credentialName"),
@@ -130,7 +134,10 @@ pub(super) fn validate_server_tls(tls: &ServerTlsSettings, field: &str, findings
             );
         }
         if tls.mode == ServerTlsMode::Simple {
-            findings.error(&format!("{field}.caCrl"), "CRL is not supported with SIMPLE TLS");
+            findings.error(
+                &format!("{field}.caCrl"),
+                "CRL is not supported with SIMPLE TLS",
+            );
         }
     }
 }
@@ -342,8 +349,12 @@ mod tests {
 
     #[test]
     fn digest_formats() {
-        assert!(is_base64_sha256("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
-        assert!(!is_base64_sha256("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB="));
+        assert!(is_base64_sha256(
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        ));
+        assert!(!is_base64_sha256(
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB="
+        ));
         assert!(!is_base64_sha256("not base64"));
         let hex = "ab".repeat(32);
         assert!(is_hex_sha256(&hex));

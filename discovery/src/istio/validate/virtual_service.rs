@@ -78,13 +78,22 @@ pub fn validate_virtual_service(virtual_service: &IstioObject<VirtualServiceSpec
     }
 
     if spec.http.is_empty() && spec.tcp.is_empty() && spec.tls.is_empty() {
-        findings.error("spec", "http, tcp or tls must be provided in virtual service");
+        findings.error(
+            "spec",
+            "http, tcp or tls must be provided in virtual service",
+        );
     }
     for (index, route) in spec.http.iter().enumerate() {
         validate_http_route(route, &format!("spec.http[{index}]"), &mut findings);
     }
     for (index, route) in spec.tls.iter().enumerate() {
-        validate_tls_route(route, spec, &format!("spec.tls[{index}]"), applies_to_gateway, &mut findings);
+        validate_tls_route(
+            route,
+            spec,
+            &format!("spec.tls[{index}]"),
+            applies_to_gateway,
+            &mut findings,
+        );
     }
     for (index, route) in spec.tcp.iter().enumerate() {
         validate_tcp_route(route, &format!("spec.tcp[{index}]"), &mut findings);
@@ -130,7 +139,13 @@ fn validate_tls_route(
         );
     }
     for (index, matcher) in route.matches.iter().enumerate() {
-        validate_tls_match(matcher, spec, &format!("{field}.match[{index}]"), bound_to_gateway, findings);
+        validate_tls_match(
+            matcher,
+            spec,
+            &format!("{field}.match[{index}]"),
+            bound_to_gateway,
+            findings,
+        );
     }
     if route.route.is_empty() {
         findings.error(&format!("{field}.route"), "TLS route is required");
@@ -232,7 +247,10 @@ fn validate_l4_common(
     if port != 0 {
         findings.check(&format!("{field}.port"), validate_port(port));
     }
-    findings.errors(&format!("{field}.sourceLabels"), validate_labels(source_labels));
+    findings.errors(
+        &format!("{field}.sourceLabels"),
+        validate_labels(source_labels),
+    );
     validate_gateway_names(gateways, &format!("{field}.gateways"), findings);
 }
 
@@ -268,9 +286,17 @@ fn warn_unreachable_rules(spec: &VirtualServiceSpec, findings: &mut Findings) {
         .collect();
     report_unreachable(&http, "spec.http", findings);
 
-    let tcp = numbered(spec.tcp.iter().map(|route| route.matches.iter().map(canonical).collect()));
+    let tcp = numbered(
+        spec.tcp
+            .iter()
+            .map(|route| route.matches.iter().map(canonical).collect()),
+    );
     report_unreachable(&tcp, "spec.tcp", findings);
-    let tls = numbered(spec.tls.iter().map(|route| route.matches.iter().map(canonical).collect()));
+    let tls = numbered(
+        spec.tls
+            .iter()
+            .map(|route| route.matches.iter().map(canonical).collect()),
+    );
     report_unreachable(&tls, "spec.tls", findings);
 }
 
@@ -315,7 +341,8 @@ fn report_unreachable(
         }
         let mut duplicates = 0;
         for (match_name, key) in matches {
-            if let Some((_, earlier)) = seen.iter().find(|(seen_key, _)| *seen_key == key.as_str()) {
+            if let Some((_, earlier)) = seen.iter().find(|(seen_key, _)| *seen_key == key.as_str())
+            {
                 duplicates += 1;
                 findings.warn(
                     &place,
@@ -331,7 +358,9 @@ fn report_unreachable(
         if duplicates == matches.len() {
             findings.warn(
                 &place,
-                format!("virtualService rule {route_name} not used (all matches used by prior rules)"),
+                format!(
+                    "virtualService rule {route_name} not used (all matches used by prior rules)"
+                ),
             );
         }
     }

@@ -1,7 +1,14 @@
 //! Compiles the gateway configuration contract with protox (pure Rust, no protoc binary).
+//!
+//! discovery.proto's messages (GatewayMessage, Ack, Nack, ConfigPush) are compiled here too,
+//! prost only, so discovery and gateway share one set of message types; each of them generates
+//! just its end of the gRPC service, pointing at these types with `extern_path`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/isthmus/v1/config.proto"];
+    let protos = [
+        "proto/isthmus/v1/config.proto",
+        "proto/isthmus/v1/discovery.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

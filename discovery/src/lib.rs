@@ -3,3 +3,5 @@
 pub mod istio;
 pub mod resource;
 pub mod validate_cmd;
+pub mod monitor;
+pub mod push;

@@ -105,9 +105,19 @@ fn schema_mismatch_names_the_resource() {
         (kind.as_str(), name.as_str(), api_version.as_str()),
         ("Gateway", "gw", "networking.istio.io/v1")
     );
-    assert!(
-        message.starts_with("spec: invalid type: string \"https\", expected u32"),
-        "{message}"
+    assert_eq!(
+        message,
+        "spec.servers[0].port.number: invalid type: string \"https\", expected u32"
+    );
+}
+
+#[test]
+fn kubernetes_schema_mismatch_names_the_field() {
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n  ports: [{name: http, port: eighty}]\n";
+    let (_, errors) = decode_documents(yaml, "svc.yaml");
+    assert_eq!(
+        errors[0].to_string(),
+        "svc.yaml (document 1, line 1): Service \"reviews\" (v1) does not match its schema: spec.ports[0].port: invalid type: string \"eighty\", expected i32"
     );
 }
 

@@ -189,9 +189,21 @@ fn decode_value(
 }
 
 fn kube_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<Box<T>, String> {
-    serde_json::from_value(Value::Object(object))
-        .map(Box::new)
-        .map_err(|error| error.to_string())
+    from_value(Value::Object(object), "").map(Box::new)
+}
+
+/// Deserializes with the path of the offending field in the error (`spec.ports[0].port: ...`).
+fn from_value<T: DeserializeOwned>(value: Value, root: &str) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match (root.is_empty(), path.as_str()) {
+            (true, "." | "") => inner.to_string(),
+            (true, path) => format!("{path}: {inner}"),
+            (false, "." | "") => format!("{root}: {inner}"),
+            (false, path) => format!("{root}.{path}: {inner}"),
+        }
+    })
 }
 
 fn istio_object<S>(mut object: Map<String, Value>) -> Result<Box<IstioObject<S>>, String>
@@ -205,16 +217,13 @@ where
         .to_string();
     let metadata = match object.remove("metadata") {
         None | Some(Value::Null) => Default::default(),
-        Some(metadata) => {
-            serde_json::from_value(metadata).map_err(|error| format!("metadata: {error}"))?
-        }
+        Some(metadata) => from_value(metadata, "metadata")?,
     };
     let mut unknown_fields = Vec::new();
     let spec = match object.remove("spec") {
         None | Some(Value::Null) => S::default(),
         Some(raw) => {
-            let spec: S =
-                serde_json::from_value(raw.clone()).map_err(|error| format!("spec: {error}"))?;
+            let spec: S = from_value(raw.clone(), "spec")?;
             // Serializing back writes every field Isthmus knows: whatever else the YAML
             // holds was not understood.
             let known = serde_json::to_value(&spec).map_err(|error| format!("spec: {error}"))?;

@@ -1,6 +1,21 @@
 //! PKI and TLS for Isthmus: the mesh CA hierarchy (one root, one intermediate per cluster),
 //! workload and gateway certificates with SPIFFE identities, loading from files and
 //! Kubernetes Secrets, rotation, and every rustls configuration the project uses.
+//!
+//! Which builder serves which Istio setting:
+//!
+//! | setting | builder |
+//! |---|---|
+//! | Gateway `tls.mode` SIMPLE / MUTUAL / OPTIONAL_MUTUAL | [`gateway_server_config`] (or [`resolve_server_tls`] + [`ServerTlsPieces::server_config`] / [`ServerTlsPieces::quic_server_config`]) |
+//! | Gateway ISTIO_MUTUAL, discovery's gRPC port, workload inbound | [`mesh_server_config`], then [`peer_identity`] |
+//! | workload outbound mTLS (expected server identities) | [`mesh_client_config`] |
+//! | DestinationRule `tls` SIMPLE / MUTUAL (origination) | [`upstream_client_config`] |
+//! | several servers with their own certificates on one port | [`SniCertResolver`] |
+//! | `credentialName` / certificate files that change | [`RotatingCert`] fed by [`material_from_secret`] / [`load_pem_files`] |
+//! | discovery signing a workload CSR | [`Authority::sign_csr_for_peer`] with the verified peer chain |
+//! | `isthmus certs` | [`generate_mesh_files`] |
+//!
+//! Configurations always use the ring provider explicitly ([`crypto_provider`]).
 
 pub mod authority;
 pub mod csr;

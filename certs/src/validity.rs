@@ -8,6 +8,9 @@ use time::OffsetDateTime;
 /// do not see a brand-new certificate as "not yet valid".
 pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(60);
 
+/// 9999-12-31T23:59:59Z, the last instant a GeneralizedTime can express.
+const X509_MAX_TIME: Duration = Duration::from_secs(253_402_300_799);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidityError {
     #[error(
@@ -47,7 +50,10 @@ impl Validity {
     pub fn starting_at(now: SystemTime, lifetime: Duration) -> Self {
         Self {
             not_before: now.checked_sub(CLOCK_SKEW_ALLOWANCE).unwrap_or(now),
-            not_after: now + lifetime,
+            // An absurd lifetime saturates at the X.509 maximum instead of overflowing.
+            not_after: now
+                .checked_add(lifetime)
+                .unwrap_or(SystemTime::UNIX_EPOCH + X509_MAX_TIME),
         }
     }
 
@@ -110,6 +116,13 @@ mod tests {
             validity.not_after.duration_since(now).unwrap(),
             Duration::from_secs(3600)
         );
+    }
+
+    #[test]
+    fn absurd_lifetimes_saturate() {
+        let validity = Validity::starting_now(Duration::MAX);
+        assert_eq!(validity.not_after, SystemTime::UNIX_EPOCH + X509_MAX_TIME);
+        assert!(Validity::to_offset(validity.not_after).is_ok());
     }
 
     #[test]

@@ -34,9 +34,9 @@ pub enum ClientHelloError {
     InterleavedRecord { offset: usize, content_type: u8 },
 
     #[error(
-        "malformed TLS ClientHello: record at byte {offset} has version {version:#06x}; TLS records have major version 3"
+        "malformed TLS ClientHello: record at byte {offset} has major version {major}; TLS records have major version 3"
     )]
-    RecordVersion { offset: usize, version: u16 },
+    RecordVersion { offset: usize, major: u8 },
 
     #[error(
         "TLS handshake starts with message type {handshake_type}, not ClientHello (1): this is not a client opening a connection"

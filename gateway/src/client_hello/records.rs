@@ -156,13 +156,14 @@ fn record_header(buf: &[u8], start: usize) -> Result<Option<usize>, ClientHelloE
             content_type,
         });
     }
+    // Only the major version is known to be wrong here; the minor may not have arrived,
+    // and the error must not change when it does.
     if let Some(&major) = received.get(1)
         && major != 3
     {
-        let minor = received.get(2).copied().unwrap_or(0);
         return Err(ClientHelloError::RecordVersion {
             offset: start,
-            version: u16::from_be_bytes([major, minor]),
+            major,
         });
     }
     Ok(record_payload_len(buf, start))

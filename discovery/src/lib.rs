@@ -5,3 +5,8 @@ pub mod resource;
 pub mod validate_cmd;
 pub mod monitor;
 pub mod push;
+pub mod index;
+pub mod mesh;
+pub mod mesh_config;
+pub mod resolve;
+pub mod source;

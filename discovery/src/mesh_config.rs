@@ -1,0 +1,433 @@
+//! The mesh description: which clusters exist, the network each sits on, and where discovery
+//! reads each one's resources from.
+//!
+//! ```yaml
+//! domainSuffix: cluster.local        # default
+//! trustDomain: cluster.local         # default
+//! systemNamespace: istio-system      # default
+//! clusters:
+//! - id: cluster1
+//!   network: network1
+//!   files: ./cluster1                # directory, relative to this file
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use multicluster::model::{ClusterId, DEFAULT_DOMAIN_SUFFIX, NetworkId};
+use serde::Deserialize;
+
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+pub const DEFAULT_SYSTEM_NAMESPACE: &str = "istio-system";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeshConfigError {
+    #[error("cannot read mesh description {path}: {source}: check the path given to discovery")]
+    Read { path: String, source: io::Error },
+    #[error("{path}: invalid mesh description: {message}")]
+    Yaml { path: String, message: String },
+    #[error("{path}: {field} is empty: remove the line to use the default {default:?}")]
+    EmptySetting {
+        path: String,
+        field: &'static str,
+        default: &'static str,
+    },
+    #[error("{path}: no clusters: list at least one under `clusters:` with id, network and files")]
+    NoClusters { path: String },
+    #[error(
+        "{path}: clusters[{index}]: id is empty: give every cluster a unique id such as cluster1"
+    )]
+    EmptyClusterId { path: String, index: usize },
+    #[error(
+        "{path}: cluster {cluster}: network is empty: name the L3 network the cluster sits on, such as network1"
+    )]
+    EmptyNetwork { path: String, cluster: String },
+    #[error(
+        "{path}: cluster id {cluster} is used by clusters[{first}] and clusters[{second}]: cluster ids must be unique"
+    )]
+    DuplicateCluster {
+        path: String,
+        cluster: String,
+        first: usize,
+        second: usize,
+    },
+    #[error("{path}: cluster {cluster} has no source: add `files: <directory>`")]
+    NoSource { path: String, cluster: String },
+    #[error("{path}: cluster {cluster} names both files and kubernetes: keep exactly one source")]
+    TwoSources { path: String, cluster: String },
+    #[error(
+        "{path}: cluster {cluster}: the kubernetes source is not supported yet: export the cluster's resources as YAML into a directory and use `files: <directory>`"
+    )]
+    KubernetesUnsupported { path: String, cluster: String },
+    #[error(
+        "{path}: cluster {cluster}: files directory {directory} does not exist: create it or fix the path (relative paths start at the mesh description's directory)"
+    )]
+    MissingDirectory {
+        path: String,
+        cluster: String,
+        directory: String,
+    },
+    #[error(
+        "{path}: cluster {cluster}: files path {directory} is not a directory: point `files:` at the directory that holds the cluster's YAML files"
+    )]
+    NotADirectory {
+        path: String,
+        cluster: String,
+        directory: String,
+    },
+}
+
+/// The parsed, checked mesh description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshConfig {
+    pub domain_suffix: String,
+    pub trust_domain: String,
+    pub system_namespace: String,
+    /// In the order written; earlier clusters win conflicts between Istio objects.
+    pub clusters: Vec<ClusterConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub id: ClusterId,
+    pub network: NetworkId,
+    pub source: ClusterSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// A directory of multi-document YAML files in Kubernetes shape, absolute after loading.
+    Files { directory: PathBuf },
+    /// A Kubernetes API server (reserved: the loader refuses it until the source exists).
+    Kubernetes { kubeconfig: Option<PathBuf> },
+}
+
+impl fmt::Display for ClusterSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClusterSource::Files { directory } => write!(f, "files: {}", directory.display()),
+            ClusterSource::Kubernetes {
+                kubeconfig: Some(kubeconfig),
+            } => write!(f, "kubernetes: {}", kubeconfig.display()),
+            ClusterSource::Kubernetes { kubeconfig: None } => f.write_str("kubernetes"),
+        }
+    }
+}
+
+impl MeshConfig {
+    /// A mesh with default settings and the given clusters, for tests and embedders.
+    pub fn new(clusters: Vec<ClusterConfig>) -> Self {
+        Self {
+            domain_suffix: DEFAULT_DOMAIN_SUFFIX.to_string(),
+            trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
+            system_namespace: DEFAULT_SYSTEM_NAMESPACE.to_string(),
+            clusters,
+        }
+    }
+
+    /// Reads and checks a mesh description; relative `files:` paths start at its directory.
+    pub fn load(path: &Path) -> Result<Self, MeshConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MeshConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, base, &path.display().to_string())
+    }
+
+    /// Parses a mesh description held in memory. `origin` names it in messages.
+    pub fn parse(text: &str, base_dir: &Path, origin: &str) -> Result<Self, MeshConfigError> {
+        let file: MeshFile =
+            serde_saphyr::from_str(text).map_err(|error| MeshConfigError::Yaml {
+                path: origin.to_string(),
+                message: one_line(&error.to_string()),
+            })?;
+        file.check(base_dir, origin)
+    }
+
+    pub fn cluster(&self, id: &ClusterId) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|cluster| &cluster.id == id)
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MeshFile {
+    domain_suffix: Option<String>,
+    trust_domain: Option<String>,
+    system_namespace: Option<String>,
+    #[serde(default)]
+    clusters: Vec<ClusterEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClusterEntry {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    network: String,
+    files: Option<PathBuf>,
+    kubernetes: Option<KubernetesEntry>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KubernetesEntry {
+    kubeconfig: Option<PathBuf>,
+}
+
+impl MeshFile {
+    fn check(self, base_dir: &Path, origin: &str) -> Result<MeshConfig, MeshConfigError> {
+        let setting =
+            |value: Option<String>, field: &'static str, default: &'static str| match value {
+                None => Ok(default.to_string()),
+                Some(value) if value.trim().is_empty() => Err(MeshConfigError::EmptySetting {
+                    path: origin.to_string(),
+                    field,
+                    default,
+                }),
+                Some(value) => Ok(value),
+            };
+        let domain_suffix = setting(self.domain_suffix, "domainSuffix", DEFAULT_DOMAIN_SUFFIX)?;
+        let trust_domain = setting(self.trust_domain, "trustDomain", DEFAULT_TRUST_DOMAIN)?;
+        let system_namespace = setting(
+            self.system_namespace,
+            "systemNamespace",
+            DEFAULT_SYSTEM_NAMESPACE,
+        )?;
+        if self.clusters.is_empty() {
+            return Err(MeshConfigError::NoClusters {
+                path: origin.to_string(),
+            });
+        }
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut clusters = Vec::with_capacity(self.clusters.len());
+        for (index, entry) in self.clusters.into_iter().enumerate() {
+            if let Some(&first) = seen.get(&entry.id) {
+                return Err(MeshConfigError::DuplicateCluster {
+                    path: origin.to_string(),
+                    cluster: entry.id,
+                    first,
+                    second: index,
+                });
+            }
+            seen.insert(entry.id.clone(), index);
+            clusters.push(entry.check(index, base_dir, origin)?);
+        }
+        Ok(MeshConfig {
+            domain_suffix,
+            trust_domain,
+            system_namespace,
+            clusters,
+        })
+    }
+}
+
+impl ClusterEntry {
+    fn check(
+        self,
+        index: usize,
+        base_dir: &Path,
+        origin: &str,
+    ) -> Result<ClusterConfig, MeshConfigError> {
+        let path = origin.to_string();
+        let id = ClusterId::new(self.id.trim())
+            .map_err(|_| MeshConfigError::EmptyClusterId { path, index })?;
+        let cluster = id.to_string();
+        let network =
+            NetworkId::new(self.network.trim()).map_err(|_| MeshConfigError::EmptyNetwork {
+                path: origin.to_string(),
+                cluster: cluster.clone(),
+            })?;
+        let source = match (self.files, self.kubernetes) {
+            (Some(_), Some(_)) => {
+                return Err(MeshConfigError::TwoSources {
+                    path: origin.to_string(),
+                    cluster,
+                });
+            }
+            (None, None) => {
+                return Err(MeshConfigError::NoSource {
+                    path: origin.to_string(),
+                    cluster,
+                });
+            }
+            (None, Some(kubernetes)) => ClusterSource::Kubernetes {
+                kubeconfig: kubernetes.kubeconfig.map(|path| base_dir.join(path)),
+            },
+            (Some(files), None) => ClusterSource::Files {
+                directory: checked_directory(base_dir.join(files), origin, &cluster)?,
+            },
+        };
+        // The shape is parsed so mesh descriptions can be written for it already; refusing
+        // it here beats starting with a cluster that silently has no endpoints.
+        if matches!(source, ClusterSource::Kubernetes { .. }) {
+            return Err(MeshConfigError::KubernetesUnsupported {
+                path: origin.to_string(),
+                cluster,
+            });
+        }
+        Ok(ClusterConfig {
+            id,
+            network,
+            source,
+        })
+    }
+}
+
+fn checked_directory(
+    directory: PathBuf,
+    origin: &str,
+    cluster: &str,
+) -> Result<PathBuf, MeshConfigError> {
+    match std::fs::metadata(&directory) {
+        Ok(metadata) if metadata.is_dir() => {}
+        Ok(_) => {
+            return Err(MeshConfigError::NotADirectory {
+                path: origin.to_string(),
+                cluster: cluster.to_string(),
+                directory: directory.display().to_string(),
+            });
+        }
+        Err(_) => {
+            return Err(MeshConfigError::MissingDirectory {
+                path: origin.to_string(),
+                cluster: cluster.to_string(),
+                directory: directory.display().to_string(),
+            });
+        }
+    }
+    // Absolute paths make watcher events comparable with the configured directory.
+    Ok(std::fs::canonicalize(&directory).unwrap_or(directory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in(dir: &Path, text: &str) -> Result<MeshConfig, MeshConfigError> {
+        MeshConfig::parse(text, dir, "mesh.yaml")
+    }
+
+    fn temp_with_clusters(names: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn defaults_apply_and_paths_resolve_relative_to_the_file() {
+        let dir = temp_with_clusters(&["c1", "c2"]);
+        let config = parse_in(
+            dir.path(),
+            "clusters:\n- id: cluster1\n  network: network1\n  files: ./c1\n- id: cluster2\n  network: network2\n  files: c2\n",
+        )
+        .unwrap();
+        assert_eq!(config.domain_suffix, "cluster.local");
+        assert_eq!(config.trust_domain, "cluster.local");
+        assert_eq!(config.system_namespace, "istio-system");
+        assert_eq!(config.clusters.len(), 2);
+        assert_eq!(config.clusters[1].id.as_str(), "cluster2");
+        assert_eq!(config.clusters[1].network.as_str(), "network2");
+        let expected = std::fs::canonicalize(dir.path().join("c1")).unwrap();
+        assert_eq!(
+            config.clusters[0].source,
+            ClusterSource::Files {
+                directory: expected
+            }
+        );
+    }
+
+    #[test]
+    fn settings_override_defaults() {
+        let dir = temp_with_clusters(&["c1"]);
+        let config = parse_in(
+            dir.path(),
+            "domainSuffix: corp.example\ntrustDomain: corp\nsystemNamespace: mesh\nclusters:\n- {id: a, network: n, files: c1}\n",
+        )
+        .unwrap();
+        assert_eq!(config.domain_suffix, "corp.example");
+        assert_eq!(config.trust_domain, "corp");
+        assert_eq!(config.system_namespace, "mesh");
+    }
+
+    #[test]
+    fn load_reads_from_disk() {
+        let dir = temp_with_clusters(&["c1"]);
+        let path = dir.path().join("mesh.yaml");
+        std::fs::write(&path, "clusters:\n- {id: a, network: n, files: c1}\n").unwrap();
+        assert_eq!(MeshConfig::load(&path).unwrap().clusters.len(), 1);
+        let missing = MeshConfig::load(&dir.path().join("nope.yaml")).unwrap_err();
+        assert!(matches!(missing, MeshConfigError::Read { .. }), "{missing}");
+        assert!(missing.to_string().contains("nope.yaml"));
+    }
+
+    #[test]
+    fn mistakes_are_named_with_the_cluster_and_the_fix() {
+        let dir = temp_with_clusters(&["c1"]);
+        let cases: &[(&str, &str)] = &[
+            ("clusters: []\n", "no clusters"),
+            (
+                "clusters:\n- {network: n, files: c1}\n",
+                "clusters[0]: id is empty",
+            ),
+            (
+                "clusters:\n- {id: a, files: c1}\n",
+                "cluster a: network is empty",
+            ),
+            (
+                "clusters:\n- {id: a, network: n, files: c1}\n- {id: a, network: m, files: c1}\n",
+                "cluster id a is used by clusters[0] and clusters[1]",
+            ),
+            (
+                "clusters:\n- {id: a, network: n}\n",
+                "cluster a has no source",
+            ),
+            (
+                "clusters:\n- {id: a, network: n, files: c1, kubernetes: {}}\n",
+                "keep exactly one source",
+            ),
+            (
+                "clusters:\n- {id: a, network: n, kubernetes: {kubeconfig: /k}}\n",
+                "cluster a: the kubernetes source is not supported yet",
+            ),
+            (
+                "clusters:\n- {id: a, network: n, files: missing}\n",
+                "cluster a: files directory",
+            ),
+            ("domainSuffix: ''\nclusters: []\n", "domainSuffix is empty"),
+            ("clusterz: []\n", "invalid mesh description"),
+        ];
+        for (text, expected) in cases {
+            let error = parse_in(dir.path(), text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(error.starts_with("mesh.yaml: "), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_file_is_not_a_directory() {
+        let dir = temp_with_clusters(&[]);
+        std::fs::write(dir.path().join("c1"), "").unwrap();
+        let error =
+            parse_in(dir.path(), "clusters:\n- {id: a, network: n, files: c1}\n").unwrap_err();
+        assert!(
+            matches!(error, MeshConfigError::NotADirectory { .. }),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Filesystem events → "cluster N changed" signals, and collecting a burst of them.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::SourceError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Something changed under the directory of the cluster at this index.
+    Changed(usize),
+    /// The watcher lost track (queue overflow, error): every cluster must be read again.
+    RescanAll,
+}
+
+/// Watches every `(cluster index, directory)` recursively. Events arrive on notify's own
+/// thread and are forwarded without blocking it.
+pub(crate) fn watch_directories(
+    directories: &[(usize, String, PathBuf)],
+) -> Result<(RecommendedWatcher, mpsc::UnboundedReceiver<Signal>), SourceError> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let targets: Vec<(usize, PathBuf)> = directories
+        .iter()
+        .map(|(index, _, directory)| (*index, directory.clone()))
+        .collect();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        let signals = match event {
+            Ok(event) if !is_content_change(&event.kind) => return,
+            Ok(event) => event
+                .paths
+                .iter()
+                .filter_map(|path| {
+                    targets
+                        .iter()
+                        .find(|(_, directory)| path.starts_with(directory))
+                        .map(|(index, _)| Signal::Changed(*index))
+                })
+                .collect::<Vec<_>>(),
+            Err(error) => {
+                tracing::warn!(%error, "file watcher error, reading every cluster again");
+                vec![Signal::RescanAll]
+            }
+        };
+        for signal in signals {
+            // The receiver is gone only when the source stopped; nothing is left to tell.
+            let _ = sender.send(signal);
+        }
+    })
+    .map_err(|error| SourceError::Watcher {
+        message: error.to_string(),
+    })?;
+    for (_, cluster, directory) in directories {
+        watcher
+            .watch(directory, RecursiveMode::Recursive)
+            .map_err(|error| SourceError::Watch {
+                cluster: cluster.clone(),
+                directory: directory.display().to_string(),
+                message: error.to_string(),
+            })?;
+    }
+    Ok((watcher, receiver))
+}
+
+/// Opening or reading a file (including our own reads) changes nothing; closing a file that
+/// was open for writing, creating, modifying, renaming or removing may.
+fn is_content_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// What a burst of signals amounts to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Burst {
+    pub(crate) clusters: BTreeSet<usize>,
+    pub(crate) all: bool,
+    /// The channel closed: the watcher is gone.
+    pub(crate) closed: bool,
+}
+
+impl Burst {
+    fn add(&mut self, signal: Signal) {
+        match signal {
+            Signal::Changed(index) => {
+                self.clusters.insert(index);
+            }
+            Signal::RescanAll => self.all = true,
+        }
+    }
+}
+
+/// Starting from `first`, collects signals until none arrived for `quiet`, or `max_wait`
+/// passed since the first (so a file rewritten without pause still gets picked up).
+pub(crate) async fn collect_burst(
+    first: Signal,
+    signals: &mut mpsc::UnboundedReceiver<Signal>,
+    quiet: Duration,
+    max_wait: Duration,
+) -> Burst {
+    let mut burst = Burst::default();
+    burst.add(first);
+    let give_up = Instant::now() + max_wait;
+    loop {
+        let deadline = (Instant::now() + quiet).min(give_up);
+        match tokio::time::timeout_at(deadline, signals.recv()).await {
+            Ok(Some(signal)) => burst.add(signal),
+            Ok(None) => {
+                burst.closed = true;
+                return burst;
+            }
+            Err(_elapsed) => return burst,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_ends_after_a_quiet_period() {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        for index in [1, 2, 1] {
+            sender.send(Signal::Changed(index)).unwrap();
+        }
+        let started = Instant::now();
+        let burst = collect_burst(
+            Signal::Changed(0),
+            &mut receiver,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(burst.clusters, BTreeSet::from([0, 1, 2]));
+        assert!(!burst.all && !burst.closed);
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_stream_is_cut_at_the_maximum_wait() {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if sender.send(Signal::Changed(0)).is_err() {
+                    return;
+                }
+            }
+        });
+        let started = Instant::now();
+        let burst = collect_burst(
+            Signal::RescanAll,
+            &mut receiver,
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+        )
+        .await;
+        writer.abort();
+        assert!(burst.all);
+        assert_eq!(started.elapsed(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn reads_are_not_changes() {
+        assert!(!is_content_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_content_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(is_content_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_content_change(&EventKind::Remove(
+            notify::event::RemoveKind::File
+        )));
+    }
+}

@@ -1,0 +1,224 @@
+//! The file source watching a real directory: changes arrive without a restart, bursts are
+//! debounced, and a broken file never empties a cluster.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use discovery::mesh::{MeshSnapshot, SyncState};
+use discovery::mesh_config::{ClusterConfig, ClusterSource, MeshConfig};
+use discovery::resolve::{ResolveError, UnavailableResolver};
+use discovery::source::FileMesh;
+use multicluster::model::{ClusterId, NetworkId};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+struct Running {
+    snapshots: watch::Receiver<Arc<MeshSnapshot>>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), discovery::source::SourceError>>,
+}
+
+impl Running {
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        predicate: impl FnMut(&Arc<MeshSnapshot>) -> bool,
+    ) -> Arc<MeshSnapshot> {
+        tokio::time::timeout(Duration::from_secs(1), self.snapshots.wait_for(predicate))
+            .await
+            .unwrap_or_else(|_| panic!("within a second: {what}"))
+            .expect("source running")
+            .clone()
+    }
+
+    fn current(&self) -> Arc<MeshSnapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn start(directory: &Path) -> Running {
+    let config = MeshConfig::new(vec![ClusterConfig {
+        id: ClusterId::new("c1").unwrap(),
+        network: NetworkId::new("net1").unwrap(),
+        source: ClusterSource::Files {
+            directory: directory.canonicalize().unwrap(),
+        },
+    }]);
+    let resolver = Arc::new(UnavailableResolver::new(ResolveError::SystemConfig(
+        "no DNS in tests".to_string(),
+    )));
+    let (out, snapshots) = watch::channel(Arc::new(MeshSnapshot::default()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(
+        FileMesh::new(config)
+            .with_resolver(resolver)
+            .run(out, async {
+                let _ = stopped.await;
+            }),
+    );
+    Running {
+        snapshots,
+        stop,
+        task,
+    }
+}
+
+fn service_yaml(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: ns}}\nspec:\n  ports: [{{name: http, port: {port}}}]\n"
+    )
+}
+
+fn has_service(snapshot: &MeshSnapshot, name: &str) -> bool {
+    snapshot
+        .services
+        .contains_key(&format!("{name}.ns.svc.cluster.local"))
+}
+
+fn port_of(snapshot: &MeshSnapshot, name: &str) -> Option<u16> {
+    snapshot
+        .services
+        .get(&format!("{name}.ns.svc.cluster.local"))
+        .map(|record| record.service.ports[0].number)
+}
+
+#[tokio::test]
+async fn index_watch_new_file_reaches_a_snapshot_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), service_yaml("a", 80)).unwrap();
+    let mut running = start(dir.path());
+    let first = running
+        .wait_for("first snapshot", |s| s.generation >= 1)
+        .await;
+    assert!(has_service(&first, "a"));
+    assert_eq!(first.clusters[0].sync, SyncState::Synced);
+
+    std::fs::create_dir(dir.path().join("nested")).unwrap();
+    std::fs::write(dir.path().join("nested/b.yml"), service_yaml("b", 81)).unwrap();
+    let second = running
+        .wait_for("nested new file", |s| has_service(s, "b"))
+        .await;
+    assert!(second.generation > first.generation);
+    assert!(has_service(&second, "a"));
+
+    std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+    let third = running
+        .wait_for("deleted file dropped", |s| !has_service(s, "a"))
+        .await;
+    assert!(has_service(&third, "b"));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn index_watch_a_burst_of_writes_yields_few_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    std::fs::write(&file, service_yaml("a", 1000)).unwrap();
+    let mut running = start(dir.path());
+    let before = running
+        .wait_for("first snapshot", |s| s.generation >= 1)
+        .await;
+
+    for port in 1001..=1020 {
+        std::fs::write(&file, service_yaml("a", port)).unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = running
+        .wait_for("last write", |s| port_of(s, "a") == Some(1020))
+        .await;
+    // Let any straggling rebuild happen before counting.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let settled = running.current();
+    assert_eq!(port_of(&settled, "a"), Some(1020));
+    let rebuilds = settled.generation - before.generation;
+    assert!(
+        (1..=3).contains(&rebuilds),
+        "20 writes gave {rebuilds} snapshots"
+    );
+    assert!(after.generation <= settled.generation);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn index_watch_a_broken_write_keeps_the_last_good_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    std::fs::write(&file, service_yaml("a", 80)).unwrap();
+    std::fs::write(dir.path().join("other.yaml"), service_yaml("other", 90)).unwrap();
+    let mut running = start(dir.path());
+    running
+        .wait_for("first snapshot", |s| has_service(s, "a"))
+        .await;
+
+    // A half-written file: the YAML ends inside a flow mapping.
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a, namesp",
+    )
+    .unwrap();
+    let broken = running
+        .wait_for("decode error reported", |s| !s.rejections.is_empty())
+        .await;
+    assert_eq!(port_of(&broken, "a"), Some(80), "last good content kept");
+    assert!(has_service(&broken, "other"));
+    let report = &broken.rejections[0];
+    assert!(report.origin.ends_with("a.yaml"), "{report}");
+    assert!(report.message.contains("not valid YAML"), "{report}");
+    assert!(
+        report
+            .message
+            .contains("last good content (1 resources) stays in use"),
+        "{report}"
+    );
+    assert!(
+        broken
+            .rejections
+            .iter()
+            .any(|r| r.message.contains("invalid YAML")),
+        "{:#?}",
+        broken.rejections
+    );
+
+    std::fs::write(&file, service_yaml("a", 8080)).unwrap();
+    let fixed = running
+        .wait_for("fixed file", |s| port_of(s, "a") == Some(8080))
+        .await;
+    assert!(fixed.rejections.is_empty(), "{:#?}", fixed.rejections);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn index_watch_invalid_resource_is_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), service_yaml("a", 80)).unwrap();
+    let mut running = start(dir.path());
+    running
+        .wait_for("first snapshot", |s| has_service(s, "a"))
+        .await;
+
+    let virtual_service = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bad, namespace: ns}\nspec:\n  hosts: [\"bookinfo.*\"]\n  http: [{route: [{destination: {host: a}}]}]\n";
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        format!("{virtual_service}---\n{}", service_yaml("b", 81)),
+    )
+    .unwrap();
+    let snapshot = running.wait_for("b appears", |s| has_service(s, "b")).await;
+    assert!(snapshot.virtual_services.is_empty());
+    let rejected = snapshot
+        .errors()
+        .next()
+        .expect("the VirtualService is rejected");
+    assert_eq!(rejected.kind, "VirtualService");
+    assert_eq!(
+        rejected.message,
+        r#"domain name "*" invalid (label "*" invalid)"#
+    );
+    assert!(has_service(&snapshot, "a"));
+    running.stop().await;
+}

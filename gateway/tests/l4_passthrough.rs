@@ -23,7 +23,10 @@ async fn mesh_client_reaches_the_backend_and_sees_its_certificate() {
     gateway
         .apply(config(
             "1",
-            vec![auto_passthrough_listener(15443, &[route.clone()])],
+            vec![auto_passthrough_listener(
+                15443,
+                std::slice::from_ref(&route),
+            )],
             vec![cluster(9080, "", REVIEWS, &[(backend.address, 1)])],
         ))
         .unwrap();
@@ -141,7 +144,7 @@ async fn guarded_gateway(options: GatewayOptions) -> (gateway::GatewayHandle, Ba
             )],
             vec![cluster(9080, "", REVIEWS, &[(backend.address, 1)])],
         ))
-        .unwrap();
+        .expect("the guarded config applies");
     (gateway, backend, pki)
 }
 

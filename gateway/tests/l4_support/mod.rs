@@ -1,6 +1,7 @@
 //! Shared pieces of the L4 tests: certificates, TLS and TCP echo backends, mesh-like TLS
 //! clients, configuration builders and admin/metrics readers. Everything runs on loopback.
-#![allow(dead_code)]
+// Helpers of test code: a failed setup step should panic right there, like the tests.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

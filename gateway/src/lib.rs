@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod upstream;
+pub mod xds;
 
 pub use runtime::{Gateway, GatewayHandle, GatewayOptions, StartError};

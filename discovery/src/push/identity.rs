@@ -52,7 +52,8 @@ mod tests {
 
     #[test]
     fn each_missing_field_is_named() {
-        let cases: [(&str, fn(&mut GatewayIdentity)); 4] = [
+        type Blank = fn(&mut GatewayIdentity);
+        let cases: [(&str, Blank); 4] = [
             ("name", |id| id.name.clear()),
             ("namespace", |id| id.namespace.clear()),
             ("cluster", |id| id.cluster.clear()),

@@ -274,3 +274,38 @@ fn durations_keep_their_text_and_value() {
         Some(std::time::Duration::from_secs(60))
     );
 }
+
+mod properties {
+    use discovery::istio::parse_duration;
+    use discovery::resource::decode_documents;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    proptest! {
+        #[test]
+        fn millisecond_durations_round_trip(ms in 0u64..10_000_000_000) {
+            prop_assert_eq!(parse_duration(&format!("{ms}ms")), Ok(Duration::from_millis(ms)));
+            let seconds = ms / 1000;
+            let fraction = ms % 1000;
+            prop_assert_eq!(
+                parse_duration(&format!("{seconds}.{fraction:03}s")),
+                Ok(Duration::from_millis(ms))
+            );
+        }
+
+        #[test]
+        fn decoding_arbitrary_text_never_panics(text in "(?s).{0,400}") {
+            let (decoded, errors) = decode_documents(&text, "fuzz.yaml");
+            // Every document yields at most one outcome (a List can yield more, but not here).
+            prop_assert!(decoded.len() + errors.len() <= text.matches("---").count() + text.matches("...").count() + 1);
+        }
+
+        #[test]
+        fn decoding_yaml_shaped_text_never_panics(
+            lines in proptest::collection::vec("( {0,4})(apiVersion|kind|metadata|spec|servers|- port|hosts|---|name)(: )?([a-z0-9./*{}\\[\\]-]{0,12})", 0..20)
+        ) {
+            let text = lines.join("\n");
+            let _ = decode_documents(&text, "fuzz.yaml");
+        }
+    }
+}

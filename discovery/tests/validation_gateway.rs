@@ -582,3 +582,20 @@ fn problems_name_the_resource() {
         "Gateway istio-system/gw: spec.servers[0].port.number: port number 0 must be in the range 1..65535"
     );
 }
+
+#[test]
+fn namespace_slash_host_rules_outside_gateways() {
+    use discovery::istio::validate::validate_namespace_slash_host;
+    // Sidecar-style hosts: the namespace may also be `~`, and the namespace is mandatory.
+    assert!(validate_namespace_slash_host("~/*.example.com", false).is_empty());
+    assert!(validate_namespace_slash_host("./reviews.default.svc.cluster.local", false).is_empty());
+    assert!(validate_namespace_slash_host("*/*", false).is_empty());
+    assert_eq!(
+        validate_namespace_slash_host("reviews.default.svc.cluster.local", false),
+        vec!["host must be of form namespace/dnsName".to_string()]
+    );
+    assert_eq!(
+        validate_namespace_slash_host("Bad_Ns/a.example.com", false),
+        vec!["invalid namespace value \"Bad_Ns\" in sidecar".to_string()]
+    );
+}

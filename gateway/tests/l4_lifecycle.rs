@@ -379,3 +379,38 @@ async fn shutdown_stops_accepting_and_waits_for_open_connections() {
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_removed_listener_can_come_back_on_the_same_port_at_once() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let options = GatewayOptions {
+        port_map: BTreeMap::from([(31400, port)]),
+        ..test_options()
+    };
+    let backend = Backend::tcp("echo").await;
+    let gateway = start(options).await;
+    let echo = cluster_name(9000, "", ECHO);
+    let with_listener = |version: &str| {
+        config(
+            version,
+            vec![tcp_listener(31400, &[(&echo, 0)])],
+            vec![cluster(9000, "", ECHO, &[(backend.address, 1)])],
+        )
+    };
+    for round in 0..5 {
+        gateway
+            .apply(with_listener(&format!("on-{round}")))
+            .unwrap();
+        let address = gateway.listener_address(31400).unwrap();
+        assert_eq!(address.port(), port);
+        assert_eq!(tcp_greeting(address).await.unwrap(), "echo");
+        gateway
+            .apply(config(&format!("off-{round}"), vec![], vec![]))
+            .unwrap();
+        assert_eq!(gateway.listener_address(31400), None);
+    }
+    gateway.shutdown().await;
+}

@@ -26,6 +26,9 @@ use crate::proxy::Proxy;
 
 pub use placement::Placement;
 
+/// How long an apply waits for a removed listener's accept loop to close its socket.
+const SOCKET_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Error)]
 pub enum ListenerError {
     #[error(
@@ -46,6 +49,8 @@ struct RunningListener {
     force_close: CancellationToken,
     /// The accept loop and every connection it started.
     tasks: TaskTracker,
+    /// Disconnects when the accept loop has closed the socket.
+    socket_closed: std::sync::mpsc::Receiver<()>,
 }
 
 /// Sockets bound for a configuration that is not applied yet; dropping it closes them.
@@ -127,6 +132,10 @@ impl ListenerSet {
         for key in removed {
             if let Some(listener) = self.running.remove(&key) {
                 tracing::info!(listener = %listener.name, address = %listener.local_addr, "listener removed; draining its connections");
+                // Wait (briefly: the loop only has to notice) until the port is free, so a
+                // later apply that brings the listener back can bind it again.
+                listener.stop_accepting.cancel();
+                let _ = listener.socket_closed.recv_timeout(SOCKET_CLOSE_WAIT);
                 context.data_plane.spawn(drain(listener, drain_timeout));
             }
         }
@@ -138,25 +147,26 @@ impl ListenerSet {
                     continue;
                 }
             };
+            let (socket_closed_tx, socket_closed) = std::sync::mpsc::channel();
             let listener = RunningListener {
                 name: name.clone(),
                 local_addr,
                 stop_accepting: CancellationToken::new(),
                 force_close: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                socket_closed,
             };
-            listener.tasks.spawn_on(
-                accept::accept_loop(
-                    socket,
-                    key,
-                    name.clone(),
-                    context.clone(),
-                    listener.stop_accepting.clone(),
-                    listener.force_close.clone(),
-                    listener.tasks.clone(),
-                ),
-                &context.data_plane,
-            );
+            let accept = accept::AcceptLoop {
+                socket,
+                key,
+                name: name.clone(),
+                context: context.clone(),
+                stop_accepting: listener.stop_accepting.clone(),
+                force_close: listener.force_close.clone(),
+                connections: listener.tasks.clone(),
+                socket_closed: socket_closed_tx,
+            };
+            listener.tasks.spawn_on(accept.run(), &context.data_plane);
             tracing::info!(listener = %name, address = %local_addr, "listener started");
             self.running.insert(key, listener);
         }

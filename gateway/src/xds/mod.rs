@@ -10,6 +10,7 @@ mod answer;
 mod backoff;
 mod client;
 mod generated;
+mod sink;
 mod status;
 
 use std::future::Future;

@@ -116,7 +116,8 @@ impl Protocol {
         Protocol::Redis,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// The canonical upper-case name, as Istio writes it.
+    pub fn name(self) -> &'static str {
         match self {
             Protocol::Http => "HTTP",
             Protocol::Https => "HTTPS",
@@ -131,6 +132,15 @@ impl Protocol {
         }
     }
 
+    /// A protocol name as Gateway servers and ServiceEntry ports write it, ignoring case;
+    /// `None` for anything else (validation reports it). Stricter than [`FromStr`], which also
+    /// takes Kubernetes `appProtocol` spellings.
+    pub fn parse(name: &str) -> Option<Protocol> {
+        Protocol::ALL
+            .into_iter()
+            .find(|protocol| protocol.name().eq_ignore_ascii_case(name))
+    }
+
     /// Istio's protocol selection for a Service port: `appProtocol` first, then the port name
     /// prefix before the first `-` (`http-web`, `grpc`), else TCP.
     pub fn for_service_port(app_protocol: Option<&str>, port_name: Option<&str>) -> Protocol {
@@ -143,11 +153,29 @@ impl Protocol {
             .unwrap_or(Protocol::Tcp)
     }
 
-    /// Whether requests on this protocol are routed by HTTP rules.
+    /// Plaintext HTTP family (HTTP/1.1, HTTP/2, gRPC, gRPC-Web).
     pub fn is_http(self) -> bool {
         matches!(
             self,
-            Protocol::Http | Protocol::Https | Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
+            Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
+        )
+    }
+
+    /// Protocols carried inside TLS (HTTPS, TLS).
+    pub fn is_tls(self) -> bool {
+        matches!(self, Protocol::Https | Protocol::Tls)
+    }
+
+    /// Protocols proxied as opaque byte streams (after any TLS handling).
+    pub fn is_tcp(self) -> bool {
+        matches!(
+            self,
+            Protocol::Tcp
+                | Protocol::Https
+                | Protocol::Tls
+                | Protocol::Mongo
+                | Protocol::Redis
+                | Protocol::Mysql
         )
     }
 }
@@ -157,9 +185,7 @@ impl FromStr for Protocol {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let upper = s.to_ascii_uppercase();
-        Protocol::ALL
-            .into_iter()
-            .find(|p| p.as_str() == upper)
+        Protocol::parse(&upper)
             .or(match upper.as_str() {
                 // Kubernetes appProtocol spellings Istio also accepts.
                 "KUBERNETES.IO/H2C" => Some(Protocol::Http2),
@@ -172,7 +198,7 @@ impl FromStr for Protocol {
 
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.name())
     }
 }
 
@@ -326,14 +352,31 @@ mod tests {
     #[test]
     fn protocol_names_parse_case_insensitively() {
         for protocol in Protocol::ALL {
-            assert_eq!(protocol.as_str().parse::<Protocol>(), Ok(protocol));
+            assert_eq!(protocol.name().parse::<Protocol>(), Ok(protocol));
             assert_eq!(
-                protocol.as_str().to_lowercase().parse::<Protocol>(),
+                protocol.name().to_lowercase().parse::<Protocol>(),
                 Ok(protocol)
             );
         }
+        assert_eq!(Protocol::parse("grpc-Web"), Some(Protocol::GrpcWeb));
+        assert_eq!(Protocol::parse("HTTP3"), None);
+        assert_eq!(
+            Protocol::parse("kubernetes.io/h2c"),
+            None,
+            "appProtocol spellings are for ports only"
+        );
         let error = "SCTP".parse::<Protocol>().unwrap_err();
         assert!(error.to_string().contains("\"SCTP\""));
+    }
+
+    #[test]
+    fn classifies_like_istio() {
+        assert!(Protocol::Grpc.is_http());
+        assert!(!Protocol::Https.is_http());
+        assert!(Protocol::Https.is_tls() && Protocol::Tls.is_tls());
+        assert!(!Protocol::Tcp.is_tls());
+        assert!(Protocol::Mongo.is_tcp());
+        assert!(!Protocol::Http.is_tcp());
     }
 
     #[test]

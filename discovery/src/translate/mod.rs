@@ -1,0 +1,134 @@
+//! Translation: a [`MeshSnapshot`] and one gateway's identity in, that gateway's
+//! [`GatewayConfig`] out, plus everything that had to be left out and why.
+//!
+//! Pure: no IO, no clocks. Problems are per item — a bad server, route or destination is
+//! rejected on its own and the rest of the listener keeps working (Istio's duplicate-subset NACK
+//! took whole gateways down: istio/istio#42050, #50353).
+//!
+//! Istio configuration applies to the gateways of the cluster it was read from, as in Istio's
+//! multi-primary model where each cluster's control plane reads its own cluster; services and
+//! endpoints are mesh-wide.
+
+mod clusters;
+mod credentials;
+pub mod hosts;
+mod listeners;
+mod routes;
+mod select;
+mod sni_table;
+
+use std::collections::BTreeMap;
+
+use multicluster::model::{ClusterId, NetworkId};
+use multicluster::proto::{self, GatewayConfig, GatewayIdentity};
+
+use crate::mesh::{MeshSnapshot, Severity};
+
+/// The result of translating for one gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// `version` is left empty: the push layer versions what it sends.
+    pub config: GatewayConfig,
+}
+
+impl Translation {
+    pub fn rejections(&self) -> &[proto::Rejection] {
+        &self.config.rejections
+    }
+}
+
+/// Builds the configuration of the gateway described by `gateway`.
+pub fn translate(snapshot: &MeshSnapshot, gateway: &GatewayIdentity) -> Translation {
+    let mut translator = Translator::new(snapshot, gateway);
+    translator.carry_snapshot_rejections();
+    let listeners = translator.listeners();
+    let config = GatewayConfig {
+        version: String::new(),
+        listeners,
+        clusters: translator.clusters.into_values().collect(),
+        route_tables: translator.route_tables.into_values().collect(),
+        credentials: translator.credentials.into_values().collect(),
+        rejections: translator.rejections,
+    };
+    Translation { config }
+}
+
+/// State shared by the translation steps; each step lives in its own module as an `impl` block.
+struct Translator<'a> {
+    snapshot: &'a MeshSnapshot,
+    gateway: &'a GatewayIdentity,
+    cluster: Option<ClusterId>,
+    network: Option<NetworkId>,
+    clusters: BTreeMap<String, proto::Cluster>,
+    route_tables: BTreeMap<String, proto::RouteTable>,
+    credentials: BTreeMap<String, proto::TlsCredential>,
+    rejections: Vec<proto::Rejection>,
+}
+
+impl<'a> Translator<'a> {
+    fn new(snapshot: &'a MeshSnapshot, gateway: &'a GatewayIdentity) -> Self {
+        let cluster = ClusterId::new(gateway.cluster.clone()).ok();
+        let network = NetworkId::new(gateway.network.clone())
+            .ok()
+            .or_else(|| cluster.as_ref().and_then(|c| snapshot.network_of(c).cloned()));
+        Translator {
+            snapshot,
+            gateway,
+            cluster,
+            network,
+            clusters: BTreeMap::new(),
+            route_tables: BTreeMap::new(),
+            credentials: BTreeMap::new(),
+            rejections: Vec::new(),
+        }
+    }
+
+    /// Input problems of this gateway's own cluster travel with its config, so they can be seen
+    /// from the gateway's admin endpoint too.
+    fn carry_snapshot_rejections(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        for rejection in &self.snapshot.rejections {
+            if &rejection.cluster == cluster && rejection.severity == Severity::Error {
+                self.rejections.push(proto::Rejection {
+                    kind: rejection.kind.clone(),
+                    namespace: rejection.namespace.clone(),
+                    name: rejection.name.clone(),
+                    field: rejection.field.clone(),
+                    reason: format!("{}: {}", rejection.origin, rejection.message),
+                    cluster: rejection.cluster.to_string(),
+                });
+            }
+        }
+    }
+
+    fn reject(&mut self, item: &Item<'_>, field: impl Into<String>, reason: impl Into<String>) {
+        self.rejections.push(proto::Rejection {
+            kind: item.kind.to_owned(),
+            namespace: item.namespace.to_owned(),
+            name: item.name.to_owned(),
+            field: field.into(),
+            reason: reason.into(),
+            cluster: self.gateway.cluster.clone(),
+        });
+    }
+}
+
+/// The resource a rejection is about.
+#[derive(Debug, Clone, Copy)]
+struct Item<'s> {
+    kind: &'static str,
+    namespace: &'s str,
+    name: &'s str,
+}
+
+impl<'s> Item<'s> {
+    fn of<S>(kind: &'static str, object: &'s crate::istio::IstioObject<S>) -> Self {
+        Item {
+            kind,
+            namespace: object.namespace(),
+            name: object.name(),
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Golden tests of translation: conformance YAML in, one `GatewayConfig` per gateway out.
+//!
+//! Each scenario under `testdata/translate/<name>/` holds a mesh description, cluster
+//! directories, and `gateways.yaml` naming the gateways to translate for. The expected configs
+//! live in `expected/<cluster>.<gateway>.json`; regenerate them with `UPDATE_GOLDEN=1` and read
+//! the diff before committing. The tests below the golden check pin the behaviour that matters
+//! so a golden file can never silently bless a regression.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // fixtures are ours; a panic names the broken one
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use discovery::mesh_config::MeshConfig;
+use discovery::source::load_once;
+use discovery::translate::translate;
+use multicluster::proto::{
+    GatewayConfig, GatewayIdentity, Listener, TlsMode, http_route::Action, server::Routing,
+    tls_credential::Source,
+};
+
+#[derive(serde::Deserialize)]
+struct GatewayEntry {
+    name: String,
+    namespace: String,
+    cluster: String,
+    network: String,
+    labels: BTreeMap<String, String>,
+}
+
+fn scenario_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/translate").join(name)
+}
+
+fn translate_scenario(name: &str) -> Vec<(String, GatewayConfig)> {
+    let dir = scenario_dir(name);
+    let mesh = MeshConfig::load(&dir.join("mesh.yaml")).expect("mesh description loads");
+    let snapshot = load_once(&mesh);
+    let entries: Vec<GatewayEntry> =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("gateways.yaml")).unwrap())
+            .expect("gateways.yaml parses");
+    entries
+        .into_iter()
+        .map(|entry| {
+            let identity = GatewayIdentity {
+                name: entry.name.clone(),
+                namespace: entry.namespace,
+                labels: entry.labels,
+                cluster: entry.cluster.clone(),
+                network: entry.network,
+            };
+            let mut config = translate(&snapshot, &identity).config;
+            config.version = "golden".into();
+            (format!("{}.{}", entry.cluster, entry.name), config)
+        })
+        .collect()
+}
+
+fn check_golden(scenario: &str) {
+    let expected_dir = scenario_dir(scenario).join("expected");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for (key, config) in translate_scenario(scenario) {
+        let problems = multicluster::validate(&config);
+        assert!(problems.is_empty(), "{scenario}/{key}: translation produced an invalid config: {problems:#?}");
+        let actual = serde_json::to_string_pretty(&config).unwrap() + "\n";
+        let path = expected_dir.join(format!("{key}.json"));
+        if update {
+            std::fs::create_dir_all(&expected_dir).unwrap();
+            std::fs::write(&path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} is missing: run with UPDATE_GOLDEN=1", path.display()));
+        assert!(
+            expected == actual,
+            "{scenario}/{key} differs from {}; rerun with UPDATE_GOLDEN=1 and review the diff",
+            path.display()
+        );
+    }
+}
+
+fn config_for(scenario: &str, key: &str) -> GatewayConfig {
+    translate_scenario(scenario)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, config)| config)
+        .unwrap_or_else(|| panic!("no gateway {key} in {scenario}"))
+}
+
+fn listener<'c>(config: &'c GatewayConfig, name: &str) -> &'c Listener {
+    config
+        .listeners
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no listener {name}: {:?}", config.listeners.iter().map(|l| &l.name).collect::<Vec<_>>()))
+}
+
+fn endpoints_of(config: &GatewayConfig, cluster: &str) -> Vec<String> {
+    config
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .unwrap_or_else(|| panic!("no cluster {cluster}"))
+        .endpoints
+        .iter()
+        .map(|e| format!("{}:{}", e.address, e.port))
+        .collect()
+}
+
+fn rejection_reasons(config: &GatewayConfig) -> Vec<String> {
+    config
+        .rejections
+        .iter()
+        .map(|r| format!("{} {}/{} {}: {}", r.kind, r.namespace, r.name, r.field, r.reason))
+        .collect()
+}
+
+#[test]
+fn eastwest_matches_golden() {
+    check_golden("eastwest");
+}
+
+#[test]
+fn northsouth_matches_golden() {
+    check_golden("northsouth");
+}
+
+#[test]
+fn eastwest_sni_table_has_every_service_port_and_subset() {
+    let config = config_for("eastwest", "cluster1.istio-eastwestgateway");
+    let listener = listener(&config, "0.0.0.0_15443");
+    let Some(Routing::AutoPassthrough(table)) = &listener.servers[0].routing else {
+        panic!("15443 is not AUTO_PASSTHROUGH: {listener:?}")
+    };
+    let snis: Vec<&str> = table.routes.iter().map(|r| r.sni.as_str()).collect();
+    // `*.local` selects every service, the gateway's own Service included (as in Istio); its
+    // clusters are empty because no gateway pod is a mesh workload.
+    assert_eq!(
+        snis,
+        [
+            "outbound_.15012_._.istio-eastwestgateway.istio-system.svc.cluster.local",
+            "outbound_.15017_._.istio-eastwestgateway.istio-system.svc.cluster.local",
+            "outbound_.15021_._.istio-eastwestgateway.istio-system.svc.cluster.local",
+            "outbound_.15443_._.istio-eastwestgateway.istio-system.svc.cluster.local",
+            "outbound_.9080_._.productpage.istio.svc.cluster.local",
+            "outbound_.9080_._.reviews.default.svc.cluster.local",
+            "outbound_.9080_.v1_.reviews.default.svc.cluster.local",
+            "outbound_.9080_.v2_.reviews.default.svc.cluster.local",
+        ]
+    );
+    // Only endpoints on network1 stand behind cluster1's gateway.
+    assert_eq!(endpoints_of(&config, "outbound|9080||reviews.default.svc.cluster.local"), ["10.10.1.1:9080"]);
+    assert_eq!(endpoints_of(&config, "outbound|9080|v1|reviews.default.svc.cluster.local"), ["10.10.1.1:9080"]);
+    assert!(endpoints_of(&config, "outbound|9080|v2|reviews.default.svc.cluster.local").is_empty());
+    assert!(endpoints_of(&config, "outbound|9080||productpage.istio.svc.cluster.local").is_empty());
+}
+
+#[test]
+fn eastwest_gateway_of_network2_fronts_its_own_endpoints() {
+    let config = config_for("eastwest", "cluster2.istio-eastwestgateway");
+    assert_eq!(
+        endpoints_of(&config, "outbound|9080|v2|reviews.default.svc.cluster.local"),
+        ["10.20.1.1:9080", "10.20.1.2:9080"]
+    );
+    assert_eq!(endpoints_of(&config, "outbound|9080||productpage.istio.svc.cluster.local"), ["10.20.2.1:9080"]);
+    assert!(endpoints_of(&config, "outbound|9080|v1|reviews.default.svc.cluster.local").is_empty());
+}
+
+#[test]
+fn ingress_routes_follow_conformance() {
+    let config = config_for("northsouth", "cluster1.istio-ingressgateway");
+    let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["0.0.0.0_80", "0.0.0.0_443", "0.0.0.0_8080", "0.0.0.0_31400"]);
+
+    // A1: one virtual host, one route with the three prefixes, to httpbin:8000.
+    let table = config.route_tables.iter().find(|t| t.name == "http.80").unwrap();
+    assert_eq!(table.virtual_hosts.len(), 1);
+    assert_eq!(table.virtual_hosts[0].domains, ["httpbin.example.com"]);
+    let route = &table.virtual_hosts[0].routes[0];
+    assert_eq!(route.matches.len(), 3);
+    let Some(Action::Route(action)) = &route.action else { panic!("A1 route has no destination") };
+    assert_eq!(action.destinations[0].cluster, "outbound|8000||httpbin.default.svc.cluster.local");
+    assert_eq!(endpoints_of(&config, "outbound|8000||httpbin.default.svc.cluster.local"), ["10.10.0.11:8000"]);
+
+    // A4: the short name resolves in the VirtualService's namespace.
+    let table = config.route_tables.iter().find(|t| t.name == "http.8080").unwrap();
+    let bookinfo = table.virtual_hosts.iter().find(|h| h.domains == ["bookinfo.example.com"]).unwrap();
+    let Some(Action::Route(action)) = &bookinfo.routes[0].action else { panic!() };
+    assert_eq!(action.destinations[0].cluster, "outbound|9080||productpage.istio.svc.cluster.local");
+    assert_eq!(endpoints_of(&config, "outbound|9080||productpage.istio.svc.cluster.local"), ["10.10.0.21:9080"]);
+    // ... and from istio-system finds nothing: an empty cluster (503) and a reason.
+    assert!(endpoints_of(&config, "outbound|9080||productpage.istio-system.svc.cluster.local").is_empty());
+    let reasons = rejection_reasons(&config);
+    assert!(
+        reasons.iter().any(|r| r.starts_with("VirtualService istio-system/bookinfo-short-name")
+            && r.contains("no service productpage.istio-system.svc.cluster.local")),
+        "{reasons:#?}"
+    );
+
+    // C1: TCP to subset v1 only.
+    let Some(Routing::TcpRoutes(tcp)) = &listener(&config, "0.0.0.0_31400").servers[0].routing else { panic!() };
+    assert_eq!(tcp.routes[0].destinations[0].cluster, "outbound|9000|v1|tcp-echo.default.svc.cluster.local");
+    assert_eq!(endpoints_of(&config, "outbound|9000|v1|tcp-echo.default.svc.cluster.local"), ["10.10.0.31:9000"]);
+
+    // C4 and E1 share 443, told apart by SNI.
+    let servers = &listener(&config, "0.0.0.0_443").servers;
+    assert_eq!(servers.len(), 2);
+    let passthrough = servers.iter().find(|s| s.hosts == ["nginx.example.com"]).unwrap();
+    let Some(Routing::TlsRoutes(tls)) = &passthrough.routing else { panic!() };
+    assert_eq!(tls.routes[0].sni_hosts, ["nginx.example.com"]);
+    assert_eq!(tls.routes[0].destinations[0].cluster, "outbound|443||my-nginx.default.svc.cluster.local");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("VirtualService default/nginx-tcp") && r.contains("`tcp` routes do not apply")),
+        "{reasons:#?}"
+    );
+    let simple = servers.iter().find(|s| s.hosts == ["httpbin.quic-corp.com"]).unwrap();
+    assert_eq!(simple.name, "https.443.https.httpbin-gateway.httpbin");
+    let tls = simple.tls.as_ref().unwrap();
+    assert_eq!(tls.mode, TlsMode::Simple as i32);
+    assert_eq!(tls.credential, "secret:istio-system/httpbin-cred");
+    let credential = config.credentials.iter().find(|c| c.name == tls.credential).unwrap();
+    let Some(Source::Pem(pem)) = &credential.source else { panic!() };
+    assert!(pem.certificate_chain.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(simple.routing, Some(Routing::RouteTable("https.443.https.httpbin-gateway.httpbin".into())));
+}
+
+#[test]
+fn egress_originates_mutual_tls_per_subset() {
+    let config = config_for("northsouth", "cluster1.istio-egressgateway");
+    let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["0.0.0.0_80"], "the ingress Gateways must not leak into the egress gateway");
+    let table = &config.route_tables[0];
+    let routes = &table.virtual_hosts[0].routes;
+    assert_eq!(routes.len(), 2);
+    for (route, subset, address) in [(&routes[0], "v1", "10.10.9.1"), (&routes[1], "v2", "10.10.9.2")] {
+        assert_eq!(route.matches[0].headers["want"].kind, Some(multicluster::proto::string_match::Kind::Exact(subset.into())));
+        let Some(Action::Route(action)) = &route.action else { panic!() };
+        let cluster_name = format!("outbound|443|{subset}|nginx.external.svc.cluster.local");
+        assert_eq!(action.destinations[0].cluster, cluster_name);
+        assert_eq!(endpoints_of(&config, &cluster_name), [format!("{address}:443")]);
+        let cluster = config.clusters.iter().find(|c| c.name == cluster_name).unwrap();
+        let tls = cluster.tls.as_ref().expect("port-level TLS origination");
+        assert_eq!(tls.mode, TlsMode::Mutual as i32);
+        let credential = config.credentials.iter().find(|c| c.name == tls.credential).unwrap();
+        let Some(Source::Files(files)) = &credential.source else { panic!() };
+        assert_eq!(files.certificate_chain, "/etc/certs/client.pem");
+        assert_eq!(files.ca_certificates, "/etc/certs/ca.pem");
+    }
+}

@@ -1,5 +1,7 @@
 //! The mesh index over the two-cluster test mesh in `testdata/mesh`.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how they report a failure
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! Gateway hostnames: resolved through a fake resolver, re-resolved when the TTL runs out.
 //! Time is paused, so TTLs of minutes pass instantly and exactly.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how they report a failure
+
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;

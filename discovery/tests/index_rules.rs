@@ -1,5 +1,7 @@
 //! Index rules one at a time, on small inline meshes.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how they report a failure
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 

@@ -1,6 +1,8 @@
 //! The file source watching a real directory: changes arrive without a restart, bursts are
 //! debounced, and a broken file never empties a cluster.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is how they report a failure
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,10 @@ impl Running {
 }
 
 fn start(directory: &Path) -> Running {
+    start_with(directory, FileMesh::new)
+}
+
+fn start_with(directory: &Path, make: impl FnOnce(MeshConfig) -> FileMesh) -> Running {
     let config = MeshConfig::new(vec![ClusterConfig {
         id: ClusterId::new("c1").unwrap(),
         network: NetworkId::new("net1").unwrap(),
@@ -55,13 +61,9 @@ fn start(directory: &Path) -> Running {
     )));
     let (out, snapshots) = watch::channel(Arc::new(MeshSnapshot::default()));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(
-        FileMesh::new(config)
-            .with_resolver(resolver)
-            .run(out, async {
-                let _ = stopped.await;
-            }),
-    );
+    let task = tokio::spawn(make(config).with_resolver(resolver).run(out, async {
+        let _ = stopped.await;
+    }));
     Running {
         snapshots,
         stop,
@@ -220,5 +222,49 @@ async fn index_watch_invalid_resource_is_skipped_and_reported() {
         r#"domain name "*" invalid (label "*" invalid)"#
     );
     assert!(has_service(&snapshot, "a"));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn index_watch_a_deleted_directory_keeps_its_resources_and_comes_back() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("c1");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.yaml"), service_yaml("a", 80)).unwrap();
+    let mut running = start_with(&dir, |config| {
+        FileMesh::new(config).with_resync(Duration::from_millis(200))
+    });
+    running
+        .wait_for("first snapshot", |s| has_service(s, "a"))
+        .await;
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    let gone = running
+        .wait_for("directory failure reported", |s| {
+            matches!(s.clusters[0].sync, SyncState::Failed(_))
+        })
+        .await;
+    assert!(
+        has_service(&gone, "a"),
+        "last resources kept while the directory is missing"
+    );
+
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("b.yaml"), service_yaml("b", 81)).unwrap();
+    let back = running
+        .wait_for("re-created directory read at the resync", |s| {
+            has_service(s, "b")
+        })
+        .await;
+    assert_eq!(back.clusters[0].sync, SyncState::Synced);
+    assert!(!has_service(&back, "a"));
+
+    // Watched again: a change is seen without waiting for another resync.
+    std::fs::write(dir.join("c.yaml"), service_yaml("c", 82)).unwrap();
+    running
+        .wait_for("change in the re-created directory", |s| {
+            has_service(s, "c")
+        })
+        .await;
     running.stop().await;
 }

@@ -42,6 +42,10 @@ impl ClusterDirectory {
         }
     }
 
+    pub(crate) fn sync(&self) -> &SyncState {
+        &self.sync
+    }
+
     /// Reads the directory again. Every file is re-read: directories are small, and a full
     /// pass also repairs anything a lost watch event would have missed.
     pub(crate) fn refresh(&mut self) {

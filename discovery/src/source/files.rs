@@ -1,11 +1,13 @@
 //! The file source: cluster directories → mesh snapshots, again whenever a file changes or a
 //! gateway hostname resolves differently.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::index::{ClusterResources, IndexInput, build_snapshot};
 use crate::mesh::{MeshSnapshot, SyncState};
@@ -14,12 +16,15 @@ use crate::resolve::{GatewayResolver, HostResolver, ResolvedHosts, system_resolv
 
 use super::SourceError;
 use super::directory::ClusterDirectory;
-use super::watch::{collect_burst, watch_directories};
+use super::watch::{DirectoryWatcher, collect_burst};
 
 /// Quiet time after the last file event before the mesh is rebuilt.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Longest a rebuild waits for a burst of events to end.
 const MAX_BURST: Duration = Duration::from_secs(1);
+/// Every directory is read again this often, whatever the watcher says: inotify drops events
+/// when its queue overflows and forgets a directory that was deleted and re-created.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
 
 /// Reads every cluster once and builds a snapshot, without watching or resolving: for
 /// `isthmus validate`-like uses and tests. Gateway hostnames stay unresolved.
@@ -51,6 +56,7 @@ pub struct FileMesh {
     config: MeshConfig,
     resolver: Option<Arc<dyn HostResolver>>,
     debounce: Duration,
+    resync: Duration,
 }
 
 impl FileMesh {
@@ -59,6 +65,7 @@ impl FileMesh {
             config,
             resolver: None,
             debounce: DEFAULT_DEBOUNCE,
+            resync: DEFAULT_RESYNC,
         }
     }
 
@@ -70,6 +77,12 @@ impl FileMesh {
 
     pub fn with_debounce(mut self, debounce: Duration) -> Self {
         self.debounce = debounce;
+        self
+    }
+
+    /// How often every directory is read again regardless of events.
+    pub fn with_resync(mut self, resync: Duration) -> Self {
+        self.resync = resync;
         self
     }
 
@@ -93,7 +106,14 @@ impl FileMesh {
             })
             .collect();
         // Watch before the first read, so a change during that read is not lost.
-        let (_watcher, mut signals) = watch_directories(&watched)?;
+        let (mut watcher, mut signals) = DirectoryWatcher::start(watched)?;
+        let mut unwatched = BTreeSet::new();
+        for index in watcher.indices().collect::<Vec<_>>() {
+            if let Err(error) = watcher.watch(index) {
+                tracing::warn!(%error, "cluster directory not watched yet, retrying at the next resync");
+                unwatched.insert(index);
+            }
+        }
         let mut readers: Vec<ClusterReader> = self
             .config
             .clusters
@@ -114,6 +134,10 @@ impl FileMesh {
         let hosts = resolved.borrow_and_update().clone();
         publisher.publish(&readers, &hosts, true);
 
+        // A zero period would make `interval_at` panic.
+        let period = self.resync.max(Duration::from_millis(10));
+        let mut resync = tokio::time::interval_at(Instant::now() + period, period);
+        resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -129,6 +153,8 @@ impl FileMesh {
                         burst.clusters.into_iter().collect()
                     };
                     readers = refresh_in_background(readers, &dirty).await?;
+                    // A deleted directory loses its watch; it is watched again once it is back.
+                    unwatched.extend(dirty.into_iter().filter(|index| readers[*index].has_failed()));
                     let hosts = resolved.borrow_and_update().clone();
                     publisher.publish(&readers, &hosts, false);
                     if burst.closed {
@@ -139,6 +165,14 @@ impl FileMesh {
                     if changed.is_err() {
                         return Err(SourceError::ResolverStopped);
                     }
+                    let hosts = resolved.borrow_and_update().clone();
+                    publisher.publish(&readers, &hosts, false);
+                }
+                _ = resync.tick() => {
+                    readers = refresh_in_background(readers, &all).await?;
+                    unwatched.retain(|index| {
+                        readers[*index].has_failed() || watcher.watch(*index).is_err()
+                    });
                     let hosts = resolved.borrow_and_update().clone();
                     publisher.publish(&readers, &hosts, false);
                 }
@@ -230,6 +264,13 @@ impl ClusterReader {
                     "the kubernetes source is not supported yet: use a files directory".to_string(),
                 ),
             }),
+        }
+    }
+
+    fn has_failed(&self) -> bool {
+        match self {
+            ClusterReader::Files(directory) => matches!(directory.sync(), SyncState::Failed(_)),
+            ClusterReader::Unsupported(_) => false,
         }
     }
 

@@ -6,7 +6,7 @@ mod files;
 mod scan;
 mod watch;
 
-pub use files::{DEFAULT_DEBOUNCE, FileMesh, load_once, run_file_mesh};
+pub use files::{DEFAULT_DEBOUNCE, DEFAULT_RESYNC, FileMesh, load_once, run_file_mesh};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -19,52 +19,78 @@ pub(crate) enum Signal {
     RescanAll,
 }
 
-/// Watches every `(cluster index, directory)` recursively. Events arrive on notify's own
-/// thread and are forwarded without blocking it.
-pub(crate) fn watch_directories(
-    directories: &[(usize, String, PathBuf)],
-) -> Result<(RecommendedWatcher, mpsc::UnboundedReceiver<Signal>), SourceError> {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let targets: Vec<(usize, PathBuf)> = directories
-        .iter()
-        .map(|(index, _, directory)| (*index, directory.clone()))
-        .collect();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
-        let signals = match event {
-            Ok(event) if !is_content_change(&event.kind) => return,
-            Ok(event) => event
-                .paths
-                .iter()
-                .filter_map(|path| {
-                    targets
-                        .iter()
-                        .find(|(_, directory)| path.starts_with(directory))
-                        .map(|(index, _)| Signal::Changed(*index))
-                })
-                .collect::<Vec<_>>(),
-            Err(error) => {
-                tracing::warn!(%error, "file watcher error, reading every cluster again");
-                vec![Signal::RescanAll]
+/// The watched cluster directories, by cluster index.
+pub(crate) struct DirectoryWatcher {
+    watcher: RecommendedWatcher,
+    directories: Vec<(usize, String, PathBuf)>,
+}
+
+impl DirectoryWatcher {
+    /// Starts a watcher for `(cluster index, cluster id, directory)` entries; nothing is
+    /// watched until [`DirectoryWatcher::watch`]. Events arrive on notify's own thread and
+    /// are forwarded without blocking it.
+    pub(crate) fn start(
+        directories: Vec<(usize, String, PathBuf)>,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Signal>), SourceError> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let targets: Vec<(usize, PathBuf)> = directories
+            .iter()
+            .map(|(index, _, directory)| (*index, directory.clone()))
+            .collect();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            let signals = match event {
+                Ok(event) if !is_content_change(&event.kind) => return,
+                Ok(event) => event
+                    .paths
+                    .iter()
+                    .filter_map(|path| {
+                        targets
+                            .iter()
+                            .find(|(_, directory)| path.starts_with(directory))
+                            .map(|(index, _)| Signal::Changed(*index))
+                    })
+                    .collect::<Vec<_>>(),
+                Err(error) => {
+                    tracing::warn!(%error, "file watcher error, reading every cluster again");
+                    vec![Signal::RescanAll]
+                }
+            };
+            for signal in signals {
+                // The receiver is gone only when the source stopped; nothing is left to tell.
+                let _ = sender.send(signal);
             }
+        })
+        .map_err(|error| SourceError::Watcher {
+            message: error.to_string(),
+        })?;
+        Ok((
+            Self {
+                watcher,
+                directories,
+            },
+            receiver,
+        ))
+    }
+
+    pub(crate) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.directories.iter().map(|(index, _, _)| *index)
+    }
+
+    /// (Re)watches the directory of the cluster at `index`, recursively. Watching again
+    /// after the directory was deleted and re-created is how it comes back.
+    pub(crate) fn watch(&mut self, index: usize) -> Result<(), SourceError> {
+        let Some((_, cluster, directory)) = self.directories.iter().find(|(i, _, _)| *i == index)
+        else {
+            return Ok(());
         };
-        for signal in signals {
-            // The receiver is gone only when the source stopped; nothing is left to tell.
-            let _ = sender.send(signal);
-        }
-    })
-    .map_err(|error| SourceError::Watcher {
-        message: error.to_string(),
-    })?;
-    for (_, cluster, directory) in directories {
-        watcher
+        self.watcher
             .watch(directory, RecursiveMode::Recursive)
             .map_err(|error| SourceError::Watch {
                 cluster: cluster.clone(),
                 directory: directory.display().to_string(),
                 message: error.to_string(),
-            })?;
+            })
     }
-    Ok((watcher, receiver))
 }
 
 /// Opening or reading a file (including our own reads) changes nothing; closing a file that
@@ -166,6 +192,33 @@ mod tests {
         writer.abort();
         assert!(burst.all);
         assert_eq!(started.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_flood_that_never_pauses_still_ends_the_burst() {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        // A thread keeps the channel non-empty, so every receive is immediately ready.
+        let flood = std::thread::spawn(move || {
+            while sender.send(Signal::Changed(3)).is_ok() {
+                std::thread::yield_now();
+            }
+        });
+        let started = std::time::Instant::now();
+        let burst = collect_burst(
+            Signal::Changed(3),
+            &mut receiver,
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        )
+        .await;
+        drop(receiver);
+        flood.join().unwrap();
+        assert_eq!(burst.clusters, BTreeSet::from([3]));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub struct WeightedDestinations {
 }
 
 impl WeightedDestinations {
-    fn from_proto(destinations: &[proto::WeightedCluster]) -> Self {
+    pub fn from_proto(destinations: &[proto::WeightedCluster]) -> Self {
         // A lone destination gets all traffic whatever its weight; among several, weight 0
         // means none (validate rejects the case where every weight is 0).
         let single = destinations.len() == 1;

@@ -10,15 +10,18 @@ mod host_match;
 mod listener;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
-use multicluster::proto::{self, GatewayConfig};
+use multicluster::proto::GatewayConfig;
 use thiserror::Error;
+
+use crate::http::router::RouteTable;
 
 pub use cell::ConfigCell;
 pub use cluster::{
     ClusterConfig, EndpointConfig, EndpointHealth, LbPolicy, MAX_EJECTION, OutlierPolicy,
 };
-pub use host_match::{HostPattern, Specificity};
+pub use host_match::{HostPattern, Specificity, best_match, most_specific};
 pub use listener::{
     ListenerKey, ListenerRoutes, PassthroughRoute, PassthroughServer, SniRoute, TcpServer,
     WeightedDestinations,
@@ -56,12 +59,8 @@ pub enum ConfigError {
     },
     #[error("cluster {cluster:?} is defined more than once")]
     DuplicateCluster { cluster: String },
-    #[error("route table {table}: regex {regex:?} does not compile: {reason}")]
-    Regex {
-        table: String,
-        regex: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Route(#[from] crate::http::router::RouterError),
 }
 
 #[derive(Debug)]
@@ -71,6 +70,8 @@ pub struct RuntimeConfig {
     pub source: GatewayConfig,
     pub listeners: BTreeMap<ListenerKey, ListenerRoutes>,
     pub clusters: HashMap<String, ClusterConfig>,
+    /// HTTP route tables by name, compiled once per push (regexes, lowercase domains).
+    pub route_tables: HashMap<String, Arc<RouteTable>>,
 }
 
 impl RuntimeConfig {
@@ -81,6 +82,7 @@ impl RuntimeConfig {
             source: GatewayConfig::default(),
             listeners: BTreeMap::new(),
             clusters: HashMap::new(),
+            route_tables: HashMap::new(),
         }
     }
 
@@ -116,7 +118,15 @@ impl RuntimeConfig {
             }
             listeners.insert(routes.key, routes);
         }
-        check_route_table_regexes(&config.route_tables, &mut errors);
+        let mut route_tables = HashMap::with_capacity(config.route_tables.len());
+        for table in &config.route_tables {
+            match RouteTable::compile(table) {
+                Ok(compiled) => {
+                    route_tables.insert(table.name.clone(), Arc::new(compiled));
+                }
+                Err(table_errors) => errors.extend(table_errors.into_iter().map(ConfigError::from)),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -125,6 +135,7 @@ impl RuntimeConfig {
             source: config,
             listeners,
             clusters,
+            route_tables,
         })
     }
 
@@ -137,46 +148,10 @@ impl RuntimeConfig {
     }
 }
 
-/// HTTP routes are served by a later part of the gateway, but a regex that cannot compile
-/// must refuse the whole push now: accepting it would make that part fail on a config the
-/// gateway already ACKed.
-fn check_route_table_regexes(tables: &[proto::RouteTable], errors: &mut Vec<ConfigError>) {
-    for table in tables {
-        let mut check = |matcher: Option<&proto::StringMatch>| {
-            if let Some(proto::StringMatch {
-                kind: Some(proto::string_match::Kind::Regex(regex)),
-            }) = matcher
-                && let Err(error) = regex::Regex::new(regex)
-            {
-                errors.push(ConfigError::Regex {
-                    table: table.name.clone(),
-                    regex: regex.clone(),
-                    reason: error.to_string(),
-                });
-            }
-        };
-        for host in &table.virtual_hosts {
-            for route in &host.routes {
-                for matcher in &route.matches {
-                    check(matcher.uri.as_ref());
-                    check(matcher.scheme.as_ref());
-                    check(matcher.method.as_ref());
-                    check(matcher.authority.as_ref());
-                    matcher.headers.values().for_each(|m| check(Some(m)));
-                    matcher.query_params.values().for_each(|m| check(Some(m)));
-                }
-                if let Some(cors) = &route.cors {
-                    cors.allow_origins.iter().for_each(|m| check(Some(m)));
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use multicluster::proto::{Protocol, server::Routing};
+    use multicluster::proto::{self, Protocol, server::Routing};
 
     fn tcp_listener(name: &str, port: u32, cluster: &str) -> proto::Listener {
         proto::Listener {
@@ -279,7 +254,7 @@ mod tests {
         assert!(
             errors
                 .iter()
-                .any(|e| matches!(e, ConfigError::Regex { regex, .. } if regex == "/(unclosed")),
+                .any(|e| matches!(e, ConfigError::Route(crate::http::router::RouterError::Regex { regex, .. }) if regex == "/(unclosed")),
             "{errors:?}"
         );
     }

@@ -30,6 +30,10 @@ pub use server::{PushError, PushServer, serve, serve_with_listener};
 
 /// What the push layer needs from the rest of discovery: a change signal and a way to compute
 /// one gateway's configuration.
+///
+/// `config_for` runs on tokio's blocking pool, once per connected gateway per debounced change,
+/// so it may do real work; it should be deterministic, since an unchanged result is how the push
+/// layer knows not to push.
 pub trait ConfigSource: Send + Sync + 'static {
     /// Changes whenever inputs change; the value is an opaque generation.
     fn changes(&self) -> watch::Receiver<u64>;

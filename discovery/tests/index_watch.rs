@@ -27,9 +27,11 @@ impl Running {
         what: &str,
         predicate: impl FnMut(&Arc<MeshSnapshot>) -> bool,
     ) -> Arc<MeshSnapshot> {
-        tokio::time::timeout(Duration::from_secs(1), self.snapshots.wait_for(predicate))
+        // Generous, so a loaded CI machine does not fail tests that are not about latency;
+        // the latency claim itself is checked where it matters.
+        tokio::time::timeout(Duration::from_secs(5), self.snapshots.wait_for(predicate))
             .await
-            .unwrap_or_else(|_| panic!("within a second: {what}"))
+            .unwrap_or_else(|_| panic!("within 5 s: {what}"))
             .expect("source running")
             .clone()
     }
@@ -102,10 +104,16 @@ async fn index_watch_new_file_reaches_a_snapshot_within_a_second() {
     assert_eq!(first.clusters[0].sync, SyncState::Synced);
 
     std::fs::create_dir(dir.path().join("nested")).unwrap();
+    let written = std::time::Instant::now();
     std::fs::write(dir.path().join("nested/b.yml"), service_yaml("b", 81)).unwrap();
     let second = running
         .wait_for("nested new file", |s| has_service(s, "b"))
         .await;
+    assert!(
+        written.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        written.elapsed()
+    );
     assert!(second.generation > first.generation);
     assert!(has_service(&second, "a"));
 
@@ -266,5 +274,34 @@ async fn index_watch_a_deleted_directory_keeps_its_resources_and_comes_back() {
             has_service(s, "c")
         })
         .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn index_watch_a_truncated_file_keeps_its_resources_until_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    std::fs::write(&file, service_yaml("a", 80)).unwrap();
+    let mut running = start(dir.path());
+    running
+        .wait_for("first snapshot", |s| has_service(s, "a"))
+        .await;
+
+    // What `kubectl get ... > a.yaml` looks like before kubectl has written anything.
+    std::fs::write(&file, "").unwrap();
+    let truncated = running
+        .wait_for("empty file reported", |s| !s.rejections.is_empty())
+        .await;
+    assert!(has_service(&truncated, "a"));
+    let warning = &truncated.rejections[0];
+    assert_eq!(warning.severity, discovery::mesh::Severity::Warning);
+    assert!(
+        warning.message.contains("the file is empty (delete it"),
+        "{warning}"
+    );
+
+    std::fs::remove_file(&file).unwrap();
+    let deleted = running.wait_for("deleted", |s| !has_service(s, "a")).await;
+    assert!(deleted.rejections.is_empty(), "{:#?}", deleted.rejections);
     running.stop().await;
 }

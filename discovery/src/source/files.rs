@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::index::{ClusterResources, IndexInput, build_snapshot};
@@ -16,7 +16,7 @@ use crate::resolve::{GatewayResolver, HostResolver, ResolvedHosts, system_resolv
 
 use super::SourceError;
 use super::directory::ClusterDirectory;
-use super::watch::{DirectoryWatcher, collect_burst};
+use super::watch::{DirectoryWatcher, Signal, collect_burst};
 
 /// Quiet time after the last file event before the mesh is rebuilt.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
@@ -93,27 +93,8 @@ impl FileMesh {
         out: watch::Sender<Arc<MeshSnapshot>>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), SourceError> {
-        let watched: Vec<_> = self
-            .config
-            .clusters
-            .iter()
-            .enumerate()
-            .filter_map(|(index, cluster)| match &cluster.source {
-                ClusterSource::Files { directory } => {
-                    Some((index, cluster.id.to_string(), directory.clone()))
-                }
-                ClusterSource::Kubernetes { .. } => None,
-            })
-            .collect();
         // Watch before the first read, so a change during that read is not lost.
-        let (mut watcher, mut signals) = DirectoryWatcher::start(watched)?;
-        let mut unwatched = BTreeSet::new();
-        for index in watcher.indices().collect::<Vec<_>>() {
-            if let Err(error) = watcher.watch(index) {
-                tracing::warn!(%error, "cluster directory not watched yet, retrying at the next resync");
-                unwatched.insert(index);
-            }
-        }
+        let (mut watcher, mut signals, mut unwatched) = watch_clusters(&self.config)?;
         let mut readers: Vec<ClusterReader> = self
             .config
             .clusters
@@ -179,6 +160,40 @@ impl FileMesh {
             }
         }
     }
+}
+
+/// Starts watching every file cluster. A directory that cannot be watched yet is returned
+/// in the last set, to be retried at the next resync rather than failing the source.
+fn watch_clusters(
+    config: &MeshConfig,
+) -> Result<
+    (
+        DirectoryWatcher,
+        mpsc::UnboundedReceiver<Signal>,
+        BTreeSet<usize>,
+    ),
+    SourceError,
+> {
+    let watched = config
+        .clusters
+        .iter()
+        .enumerate()
+        .filter_map(|(index, cluster)| match &cluster.source {
+            ClusterSource::Files { directory } => {
+                Some((index, cluster.id.to_string(), directory.clone()))
+            }
+            ClusterSource::Kubernetes { .. } => None,
+        })
+        .collect();
+    let (mut watcher, signals) = DirectoryWatcher::start(watched)?;
+    let mut unwatched = BTreeSet::new();
+    for index in watcher.indices().collect::<Vec<_>>() {
+        if let Err(error) = watcher.watch(index) {
+            tracing::warn!(%error, "cluster directory not watched yet, retrying at the next resync");
+            unwatched.insert(index);
+        }
+    }
+    Ok((watcher, signals, unwatched))
 }
 
 /// Directory reads block, so they run on the blocking pool.

@@ -411,3 +411,87 @@ fn index_cluster_without_resources_is_pending() {
     assert_eq!(snapshot.clusters[1].resource_count(), 0);
     assert_eq!(snapshot.clusters[0].resource_count(), 1);
 }
+
+const ENTRY: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: ext}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+"#;
+
+#[test]
+fn index_istio_objects_of_the_same_name_stay_per_cluster() {
+    let config = config(&[("c1", "net1"), ("c2", "net2")]);
+    let rule = |subset: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: a, namespace: ns}}\nspec:\n  host: a\n  subsets: [{{name: {subset}, labels: {{version: {subset}}}}}]\n"
+        )
+    };
+    let snapshot = build(
+        &config,
+        &[resources("c1", &rule("v1")), resources("c2", &rule("v2"))],
+        &ResolvedHosts::new(),
+    );
+    let rules: Vec<(String, String)> = snapshot
+        .destination_rules
+        .iter()
+        .map(|r| (r.cluster.to_string(), r.object.spec.subsets[0].name.clone()))
+        .collect();
+    assert_eq!(
+        rules,
+        [("c1".into(), "v1".into()), ("c2".into(), "v2".into())]
+    );
+    assert!(snapshot.rejections.is_empty(), "{:#?}", snapshot.rejections);
+}
+
+#[test]
+fn index_identical_service_entries_in_two_clusters_are_one_service() {
+    let config = config(&[("c1", "net1"), ("c2", "net2")]);
+    let snapshot = build(
+        &config,
+        &[resources("c1", ENTRY), resources("c2", ENTRY)],
+        &ResolvedHosts::new(),
+    );
+    let clusters: Vec<&str> = snapshot.services["api.example.com"]
+        .service
+        .clusters
+        .iter()
+        .map(ClusterId::as_str)
+        .collect();
+    assert_eq!(clusters, ["c1", "c2"]);
+    assert_eq!(
+        snapshot.service_entries.len(),
+        2,
+        "both copies kept as config"
+    );
+    assert!(snapshot.rejections.is_empty(), "{:#?}", snapshot.rejections);
+}
+
+#[test]
+fn index_differing_service_entries_first_cluster_defines_the_service() {
+    let config = config(&[("c1", "net1"), ("c2", "net2")]);
+    let other_port = ENTRY.replace("number: 443", "number: 8443");
+    let snapshot = build(
+        &config,
+        &[resources("c1", ENTRY), resources("c2", &other_port)],
+        &ResolvedHosts::new(),
+    );
+    let service = &snapshot.services["api.example.com"].service;
+    assert_eq!(service.ports[0].number, 443);
+    assert_eq!(service.clusters.len(), 1);
+    let warning = only_rejection(&snapshot);
+    assert_eq!(
+        (warning.cluster.as_str(), warning.severity),
+        ("c2", Severity::Warning)
+    );
+    assert!(
+        warning
+            .message
+            .contains("cluster c1 defines this ServiceEntry differently at c1.yaml"),
+        "{warning}"
+    );
+}

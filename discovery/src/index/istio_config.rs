@@ -1,20 +1,20 @@
-//! Istio configuration of every cluster merged into one set.
+//! Istio configuration of every cluster, kept per cluster.
 //!
-//! Config is mesh-wide: an object with the same kind/namespace/name in two clusters is one
-//! object, and the cluster listed first in the mesh description decides what it says.
-
-use std::collections::BTreeMap;
+//! Each object stays tagged with the cluster it was read from: translation applies a
+//! cluster's Gateways, VirtualServices and DestinationRules to that cluster's gateways, as in
+//! Istio's multi-primary model where each control plane reads its own cluster. The same
+//! kind/namespace/name in two clusters is therefore two objects, not a conflict (within one
+//! cluster it is, and [`super::cluster::ClusterView`] rejects the second definition).
 
 use multicluster::model::ClusterId;
 
 use crate::istio::{
     DestinationRuleSpec, GatewaySpec, IstioObject, ServiceEntrySpec, VirtualServiceSpec,
 };
-use crate::mesh::{Severity, Sourced};
+use crate::mesh::Sourced;
 use crate::resource::{Decoded, Resource};
 
 use super::cluster::ClusterView;
-use super::problems::Problems;
 
 #[derive(Debug, Default)]
 pub(crate) struct IstioConfig {
@@ -24,60 +24,14 @@ pub(crate) struct IstioConfig {
     pub(crate) service_entries: Vec<Sourced<IstioObject<ServiceEntrySpec>>>,
 }
 
-pub(crate) fn merge(views: &[ClusterView<'_>], problems: &mut Problems) -> IstioConfig {
+pub(crate) fn collect(views: &[ClusterView<'_>]) -> IstioConfig {
     let mut config = IstioConfig::default();
-    let mut kept: BTreeMap<(&str, &str, &str), (&ClusterId, &Decoded)> = BTreeMap::new();
     for view in views {
         for decoded in &view.istio {
-            let key = (decoded.kind(), decoded.namespace(), decoded.name());
-            if let Some((first_cluster, first)) = kept.get(&key) {
-                report_duplicate(view.id, decoded, first_cluster, first, problems);
-                continue;
-            }
-            kept.insert(key, (view.id, decoded));
             config.push(view.id, decoded);
         }
     }
     config
-}
-
-/// A copy that says the same thing is harmless (config applied to every cluster is common);
-/// a copy that differs is left out, and its author needs to know.
-fn report_duplicate(
-    cluster: &ClusterId,
-    decoded: &Decoded,
-    first_cluster: &ClusterId,
-    first: &Decoded,
-    problems: &mut Problems,
-) {
-    let (severity, what) = if same_spec(&decoded.resource, &first.resource) {
-        (Severity::Warning, "an identical copy")
-    } else {
-        (Severity::Error, "a different definition")
-    };
-    problems.about(
-        cluster,
-        decoded,
-        severity,
-        "",
-        format!(
-            "cluster {first_cluster} has {what} of {} {}/{} at {}: the copy of the cluster listed first in the mesh description is used and this one is ignored",
-            decoded.kind(),
-            decoded.namespace(),
-            decoded.name(),
-            first.origin
-        ),
-    );
-}
-
-fn same_spec(a: &Resource, b: &Resource) -> bool {
-    match (a, b) {
-        (Resource::Gateway(a), Resource::Gateway(b)) => a.spec == b.spec,
-        (Resource::VirtualService(a), Resource::VirtualService(b)) => a.spec == b.spec,
-        (Resource::DestinationRule(a), Resource::DestinationRule(b)) => a.spec == b.spec,
-        (Resource::ServiceEntry(a), Resource::ServiceEntry(b)) => a.spec == b.spec,
-        _ => false,
-    }
 }
 
 impl IstioConfig {

@@ -134,13 +134,18 @@ pub fn build_snapshot(input: IndexInput<'_>) -> MeshSnapshot {
     }
     let gateways = gateways.finish();
 
-    let istio = istio_config::merge(&views, &mut problems);
-    for entry in &istio.service_entries {
-        let Some(view) = views.iter().find(|view| view.id == &entry.cluster) else {
-            continue;
-        };
-        service_entries::add_service_entry(&mut table, entry, &view.network, &mut problems);
-    }
+    let istio = istio_config::collect(&views);
+    service_entries::add_service_entries(
+        &mut table,
+        &istio.service_entries,
+        |cluster| {
+            views
+                .iter()
+                .find(|view| view.id == cluster)
+                .map(|view| view.network.clone())
+        },
+        &mut problems,
+    );
     let cluster_order: Vec<ClusterId> = config.clusters.iter().map(|c| c.id.clone()).collect();
     table.sort_endpoints(&cluster_order);
 

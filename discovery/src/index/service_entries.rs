@@ -20,9 +20,66 @@ use super::services::ServiceTable;
 
 const KIND: &str = "ServiceEntry";
 
+/// Adds the services of every ServiceEntry, in cluster order. Services are mesh-wide: an
+/// entry of the same namespace/name in a later cluster declares the same services again when
+/// its spec is identical (common: config applied to every cluster), and is reported and
+/// ignored when it differs.
+pub(crate) fn add_service_entries(
+    table: &mut ServiceTable,
+    entries: &[Sourced<IstioObject<ServiceEntrySpec>>],
+    default_network: impl Fn(&ClusterId) -> Option<NetworkId>,
+    problems: &mut Problems,
+) {
+    let mut first_by_name: BTreeMap<(&str, &str), &Sourced<IstioObject<ServiceEntrySpec>>> =
+        BTreeMap::new();
+    for entry in entries {
+        let key = (entry.object.namespace(), entry.object.name());
+        if let Some(first) = first_by_name.get(&key) {
+            also_declared_in(table, first, entry, problems);
+            continue;
+        }
+        first_by_name.insert(key, entry);
+        let Some(network) = default_network(&entry.cluster) else {
+            continue;
+        };
+        add_service_entry(table, entry, &network, problems);
+    }
+}
+
+fn also_declared_in(
+    table: &mut ServiceTable,
+    first: &Sourced<IstioObject<ServiceEntrySpec>>,
+    entry: &Sourced<IstioObject<ServiceEntrySpec>>,
+    problems: &mut Problems,
+) {
+    if first.object.spec != entry.object.spec {
+        problems.about_istio(
+            entry,
+            KIND,
+            Severity::Warning,
+            "spec",
+            format!(
+                "cluster {} defines this ServiceEntry differently at {}: services are mesh-wide, so the definition of the cluster listed first is used and this one is ignored",
+                first.cluster, first.origin
+            ),
+        );
+        return;
+    }
+    let entry_name = format!("{}/{}", entry.object.namespace(), entry.object.name());
+    for host in &entry.object.spec.hosts {
+        let Some(record) = table.records.get_mut(host) else {
+            continue;
+        };
+        let same_entry = matches!(&record.origin, ServiceOrigin::ServiceEntry(origin) if origin.entry == entry_name);
+        if same_entry && !record.service.clusters.contains(&entry.cluster) {
+            record.service.clusters.push(entry.cluster.clone());
+        }
+    }
+}
+
 /// Adds every host of `entry` not already taken by a Kubernetes Service or an earlier entry.
 /// `default_network` is the network of the entry's cluster, used for endpoints naming none.
-pub(crate) fn add_service_entry(
+fn add_service_entry(
     table: &mut ServiceTable,
     entry: &Sourced<IstioObject<ServiceEntrySpec>>,
     default_network: &NetworkId,

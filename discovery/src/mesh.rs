@@ -33,6 +33,9 @@ pub struct MeshSnapshot {
     pub network_gateways: Vec<NetworkGateway>,
     /// Gateway Services whose address is a DNS name, with what it last resolved to.
     pub gateway_hostnames: Vec<GatewayHostname>,
+    /// Valid Istio objects of every cluster, in cluster then file order. Each keeps its
+    /// cluster: the same kind/namespace/name may appear once per cluster, and it is for the
+    /// consumer to apply a cluster's config to that cluster's gateways.
     pub gateways: Vec<Sourced<IstioObject<GatewaySpec>>>,
     pub virtual_services: Vec<Sourced<IstioObject<VirtualServiceSpec>>>,
     pub destination_rules: Vec<Sourced<IstioObject<DestinationRuleSpec>>>,

@@ -1,7 +1,10 @@
 //! discovery
 
+pub mod app;
+pub mod ca;
 pub mod istio;
 pub mod resource;
+pub mod translate;
 pub mod validate_cmd;
 pub mod monitor;
 pub mod push;

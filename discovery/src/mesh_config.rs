@@ -85,7 +85,8 @@ pub struct MeshConfig {
     pub domain_suffix: String,
     pub trust_domain: String,
     pub system_namespace: String,
-    /// In the order written; earlier clusters win conflicts between Istio objects.
+    /// In the order written; where clusters disagree on something mesh-wide (a port's
+    /// protocol, a ServiceEntry host), the cluster listed first wins.
     pub clusters: Vec<ClusterConfig>,
 }
 

@@ -254,6 +254,7 @@ fn identity(name: &str) -> GatewayIdentity {
         cluster: format!("cluster-{name}"),
         network: format!("network-{name}"),
         labels: [("istio".to_owned(), "eastwestgateway".to_owned())].into(),
+        ..Default::default()
     }
 }
 

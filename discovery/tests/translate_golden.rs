@@ -48,6 +48,7 @@ fn translate_scenario(name: &str) -> Vec<(String, GatewayConfig)> {
                 labels: entry.labels,
                 cluster: entry.cluster.clone(),
                 network: entry.network,
+                ..Default::default()
             };
             let mut config = translate(&snapshot, &identity).config;
             config.version = "golden".into();

@@ -15,6 +15,7 @@ pub mod hosts;
 mod listeners;
 mod routes;
 mod select;
+mod sidecar;
 mod sni_table;
 
 use std::collections::BTreeMap;
@@ -41,7 +42,15 @@ impl Translation {
 pub fn translate(snapshot: &MeshSnapshot, gateway: &GatewayIdentity) -> Translation {
     let mut translator = Translator::new(snapshot, gateway);
     translator.carry_snapshot_rejections();
-    let listeners = translator.listeners();
+    let listeners = match proto::Role::try_from(gateway.role) {
+        Ok(proto::Role::Sidecar) => {
+            translator.sidecar_clusters();
+            Vec::new()
+        }
+        // An unknown role from a newer proxy is served as a gateway, the shape every
+        // subscriber understood before roles existed.
+        Ok(proto::Role::Gateway) | Err(_) => translator.listeners(),
+    };
     let config = GatewayConfig {
         version: String::new(),
         listeners,
@@ -68,9 +77,11 @@ struct Translator<'a> {
 impl<'a> Translator<'a> {
     fn new(snapshot: &'a MeshSnapshot, gateway: &'a GatewayIdentity) -> Self {
         let cluster = ClusterId::new(gateway.cluster.clone()).ok();
-        let network = NetworkId::new(gateway.network.clone())
-            .ok()
-            .or_else(|| cluster.as_ref().and_then(|c| snapshot.network_of(c).cloned()));
+        let network = NetworkId::new(gateway.network.clone()).ok().or_else(|| {
+            cluster
+                .as_ref()
+                .and_then(|c| snapshot.network_of(c).cloned())
+        });
         Translator {
             snapshot,
             gateway,

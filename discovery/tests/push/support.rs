@@ -108,6 +108,7 @@ pub fn identity(name: &str) -> GatewayIdentity {
         cluster: "cluster-1".to_owned(),
         network: "network-1".to_owned(),
         labels: [("istio".to_owned(), "eastwestgateway".to_owned())].into(),
+        ..Default::default()
     }
 }
 

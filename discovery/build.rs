@@ -9,12 +9,14 @@ use std::path::PathBuf;
 
 const PROTO_ROOT: &str = "../multicluster/proto";
 const SERVICE_PROTO: &str = "isthmus/v1/discovery.proto";
+/// Certificate signing shares the gRPC port (and the generated module) with the push service.
+const CA_PROTO: &str = "isthmus/v1/ca.proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}/isthmus/v1");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
-    let server = protox::compile([SERVICE_PROTO], [PROTO_ROOT])?;
+    let server = protox::compile([SERVICE_PROTO, CA_PROTO], [PROTO_ROOT])?;
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(true)

@@ -7,7 +7,11 @@ const PROTO_ROOT: &str = "../multicluster/proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}/isthmus/v1");
-    let descriptors = protox::compile(["isthmus/v1/discovery.proto"], [PROTO_ROOT])?;
+    // ca.proto: the identity module renews its certificate through discovery's signing service.
+    let descriptors = protox::compile(
+        ["isthmus/v1/discovery.proto", "isthmus/v1/ca.proto"],
+        [PROTO_ROOT],
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(false)

@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/isthmus/v1/config.proto",
         "proto/isthmus/v1/discovery.proto",
+        "proto/isthmus/v1/ca.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -9,6 +9,9 @@
 //! - id: cluster1
 //!   network: network1
 //!   files: ./cluster1                # directory, relative to this file
+//!   ca: ./certs/cluster1             # optional: the cluster's intermediate CA (Istio's
+//!                                    # plugged-in layout); discovery then signs CSRs and
+//!                                    # serves its gRPC port over mTLS
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +56,14 @@ pub enum MeshConfigError {
         first: usize,
         second: usize,
     },
+    #[error(
+        "{path}: cluster {cluster}: ca directory {directory} is not a directory: point `ca:` at the directory `isthmus certs` wrote for this cluster (ca-cert.pem, ca-key.pem, root-cert.pem)"
+    )]
+    BadCaDirectory {
+        path: String,
+        cluster: String,
+        directory: String,
+    },
     #[error("{path}: cluster {cluster} has no source: add `files: <directory>`")]
     NoSource { path: String, cluster: String },
     #[error("{path}: cluster {cluster} names both files and kubernetes: keep exactly one source")]
@@ -88,6 +99,16 @@ pub struct MeshConfig {
     /// In the order written; where clusters disagree on something mesh-wide (a port's
     /// protocol, a ServiceEntry host), the cluster listed first wins.
     pub clusters: Vec<ClusterConfig>,
+    /// Clusters whose intermediate CA discovery holds, in the order written.
+    pub certificate_authorities: Vec<ClusterCa>,
+}
+
+/// A cluster's intermediate CA directory (`ca-cert.pem`, `ca-key.pem`, `root-cert.pem`,
+/// optional `cert-chain.pem`), absolute after loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterCa {
+    pub cluster: ClusterId,
+    pub directory: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +146,7 @@ impl MeshConfig {
             trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
             system_namespace: DEFAULT_SYSTEM_NAMESPACE.to_string(),
             clusters,
+            certificate_authorities: Vec::new(),
         }
     }
 
@@ -181,6 +203,7 @@ struct ClusterEntry {
     network: String,
     files: Option<PathBuf>,
     kubernetes: Option<KubernetesEntry>,
+    ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -215,6 +238,7 @@ impl MeshFile {
         }
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut clusters = Vec::with_capacity(self.clusters.len());
+        let mut certificate_authorities = Vec::new();
         for (index, entry) in self.clusters.into_iter().enumerate() {
             if let Some(&first) = seen.get(&entry.id) {
                 return Err(MeshConfigError::DuplicateCluster {
@@ -225,13 +249,22 @@ impl MeshFile {
                 });
             }
             seen.insert(entry.id.clone(), index);
-            clusters.push(entry.check(index, base_dir, origin)?);
+            let ca_directory = entry.ca.clone();
+            let cluster = entry.check(index, base_dir, origin)?;
+            if let Some(directory) = ca_directory {
+                certificate_authorities.push(ClusterCa {
+                    directory: checked_ca_directory(base_dir.join(directory), origin, &cluster.id)?,
+                    cluster: cluster.id.clone(),
+                });
+            }
+            clusters.push(cluster);
         }
         Ok(MeshConfig {
             domain_suffix,
             trust_domain,
             system_namespace,
             clusters,
+            certificate_authorities,
         })
     }
 }
@@ -286,6 +319,21 @@ impl ClusterEntry {
             source,
         })
     }
+}
+
+fn checked_ca_directory(
+    directory: PathBuf,
+    origin: &str,
+    cluster: &ClusterId,
+) -> Result<PathBuf, MeshConfigError> {
+    if !directory.is_dir() {
+        return Err(MeshConfigError::BadCaDirectory {
+            path: origin.to_string(),
+            cluster: cluster.to_string(),
+            directory: directory.display().to_string(),
+        });
+    }
+    Ok(std::fs::canonicalize(&directory).unwrap_or(directory))
 }
 
 fn checked_directory(
@@ -418,6 +466,31 @@ mod tests {
             assert!(error.contains(expected), "{text:?}: {error}");
             assert!(error.starts_with("mesh.yaml: "), "{error}");
         }
+    }
+
+    #[test]
+    fn ca_directories_are_optional_and_checked() {
+        let dir = temp_with_clusters(&["c1", "c2", "ca1"]);
+        let config = parse_in(
+            dir.path(),
+            "clusters:\n- {id: a, network: n, files: c1, ca: ca1}\n- {id: b, network: m, files: c2}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.certificate_authorities,
+            vec![ClusterCa {
+                cluster: ClusterId::new("a").unwrap(),
+                directory: std::fs::canonicalize(dir.path().join("ca1")).unwrap(),
+            }]
+        );
+        let error = parse_in(
+            dir.path(),
+            "clusters:\n- {id: a, network: n, files: c1, ca: nope}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("cluster a: ca directory"), "{error}");
+        assert!(error.contains("isthmus certs"), "{error}");
     }
 
     #[test]

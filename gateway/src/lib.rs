@@ -8,6 +8,7 @@ pub mod admin;
 pub mod client_hello;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 use tracing::info;
@@ -40,6 +41,8 @@ pub struct PushServer {
     metrics: Arc<PushMetrics>,
     tls: Option<ServerTlsConfig>,
     debounce: Debounce,
+    /// Other gRPC services sharing the port (certificate signing, as istiod does on 15012).
+    extra_routes: Option<Routes>,
 }
 
 impl PushServer {
@@ -49,6 +52,7 @@ impl PushServer {
             metrics,
             tls: None,
             debounce: Debounce::default(),
+            extra_routes: None,
         }
     }
 
@@ -56,6 +60,12 @@ impl PushServer {
     /// certificates. Without it the server speaks plaintext HTTP/2.
     pub fn with_tls(mut self, tls: ServerTlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Serves `routes` on the same port and with the same TLS as the push service.
+    pub fn with_routes(mut self, routes: Routes) -> Self {
+        self.extra_routes = Some(routes);
         self
     }
 
@@ -108,8 +118,13 @@ impl PushServer {
             // Sessions also stop when the sender is dropped, so a send error changes nothing.
             let _ = stop.send(true);
         };
+        let push = MeshDiscoveryServer::new(service);
+        let routes = match self.extra_routes {
+            Some(routes) => routes.add_service(push),
+            None => Routes::new(push),
+        };
         builder
-            .add_service(MeshDiscoveryServer::new(service))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 signal,

@@ -163,7 +163,21 @@ impl Discovery {
                 ));
         }
         let shutdown = until_stopped(stopped.clone());
+        let mut first_snapshot = snapshots.clone();
         tasks.push(tokio::spawn(async move {
+            // A gateway served before the mesh is read would be handed an empty configuration
+            // and drop every listener it has. The socket is bound, so the kernel queues early
+            // connections until then.
+            tokio::pin!(shutdown);
+            tokio::select! {
+                () = &mut shutdown => return,
+                read = first_snapshot.wait_for(|snapshot| snapshot.generation > 0) => {
+                    if read.is_err() {
+                        warn!("the file source stopped before reading the mesh; not serving gateways");
+                        return;
+                    }
+                }
+            }
             if let Err(error) = server.serve_with_listener(grpc, shutdown).await {
                 warn!(%error, "discovery gRPC server stopped");
             }

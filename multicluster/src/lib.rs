@@ -6,6 +6,7 @@
 
 pub mod model;
 pub mod proto;
+mod proto_serde;
 pub mod sni;
 pub mod validate;
 pub mod view;

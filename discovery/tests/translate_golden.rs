@@ -29,7 +29,9 @@ struct GatewayEntry {
 }
 
 fn scenario_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/translate").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/translate")
+        .join(name)
 }
 
 fn translate_scenario(name: &str) -> Vec<(String, GatewayConfig)> {
@@ -62,7 +64,10 @@ fn check_golden(scenario: &str) {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     for (key, config) in translate_scenario(scenario) {
         let problems = multicluster::validate(&config);
-        assert!(problems.is_empty(), "{scenario}/{key}: translation produced an invalid config: {problems:#?}");
+        assert!(
+            problems.is_empty(),
+            "{scenario}/{key}: translation produced an invalid config: {problems:#?}"
+        );
         let actual = serde_json::to_string_pretty(&config).unwrap() + "\n";
         let path = expected_dir.join(format!("{key}.json"));
         if update {
@@ -93,7 +98,12 @@ fn listener<'c>(config: &'c GatewayConfig, name: &str) -> &'c Listener {
         .listeners
         .iter()
         .find(|l| l.name == name)
-        .unwrap_or_else(|| panic!("no listener {name}: {:?}", config.listeners.iter().map(|l| &l.name).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no listener {name}: {:?}",
+                config.listeners.iter().map(|l| &l.name).collect::<Vec<_>>()
+            )
+        })
 }
 
 fn endpoints_of(config: &GatewayConfig, cluster: &str) -> Vec<String> {
@@ -112,7 +122,12 @@ fn rejection_reasons(config: &GatewayConfig) -> Vec<String> {
     config
         .rejections
         .iter()
-        .map(|r| format!("{} {}/{} {}: {}", r.kind, r.namespace, r.name, r.field, r.reason))
+        .map(|r| {
+            format!(
+                "{} {}/{} {}: {}",
+                r.kind, r.namespace, r.name, r.field, r.reason
+            )
+        })
         .collect()
 }
 
@@ -150,100 +165,245 @@ fn eastwest_sni_table_has_every_service_port_and_subset() {
         ]
     );
     // Only endpoints on network1 stand behind cluster1's gateway.
-    assert_eq!(endpoints_of(&config, "outbound|9080||reviews.default.svc.cluster.local"), ["10.10.1.1:9080"]);
-    assert_eq!(endpoints_of(&config, "outbound|9080|v1|reviews.default.svc.cluster.local"), ["10.10.1.1:9080"]);
-    assert!(endpoints_of(&config, "outbound|9080|v2|reviews.default.svc.cluster.local").is_empty());
-    assert!(endpoints_of(&config, "outbound|9080||productpage.istio.svc.cluster.local").is_empty());
+    assert_eq!(
+        endpoints_of(&config, "outbound|9080||reviews.default.svc.cluster.local"),
+        ["10.10.1.1:9080"]
+    );
+    assert_eq!(
+        endpoints_of(
+            &config,
+            "outbound|9080|v1|reviews.default.svc.cluster.local"
+        ),
+        ["10.10.1.1:9080"]
+    );
+    assert!(
+        endpoints_of(
+            &config,
+            "outbound|9080|v2|reviews.default.svc.cluster.local"
+        )
+        .is_empty()
+    );
+    assert!(
+        endpoints_of(
+            &config,
+            "outbound|9080||productpage.istio.svc.cluster.local"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn eastwest_gateway_of_network2_fronts_its_own_endpoints() {
     let config = config_for("eastwest", "cluster2.istio-eastwestgateway");
     assert_eq!(
-        endpoints_of(&config, "outbound|9080|v2|reviews.default.svc.cluster.local"),
+        endpoints_of(
+            &config,
+            "outbound|9080|v2|reviews.default.svc.cluster.local"
+        ),
         ["10.20.1.1:9080", "10.20.1.2:9080"]
     );
-    assert_eq!(endpoints_of(&config, "outbound|9080||productpage.istio.svc.cluster.local"), ["10.20.2.1:9080"]);
-    assert!(endpoints_of(&config, "outbound|9080|v1|reviews.default.svc.cluster.local").is_empty());
+    assert_eq!(
+        endpoints_of(
+            &config,
+            "outbound|9080||productpage.istio.svc.cluster.local"
+        ),
+        ["10.20.2.1:9080"]
+    );
+    assert!(
+        endpoints_of(
+            &config,
+            "outbound|9080|v1|reviews.default.svc.cluster.local"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn ingress_routes_follow_conformance() {
     let config = config_for("northsouth", "cluster1.istio-ingressgateway");
     let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["0.0.0.0_80", "0.0.0.0_443", "0.0.0.0_8080", "0.0.0.0_31400"]);
+    assert_eq!(
+        names,
+        ["0.0.0.0_80", "0.0.0.0_443", "0.0.0.0_8080", "0.0.0.0_31400"]
+    );
 
     // A1: one virtual host, one route with the three prefixes, to httpbin:8000.
-    let table = config.route_tables.iter().find(|t| t.name == "http.80").unwrap();
+    let table = config
+        .route_tables
+        .iter()
+        .find(|t| t.name == "http.80")
+        .unwrap();
     assert_eq!(table.virtual_hosts.len(), 1);
     assert_eq!(table.virtual_hosts[0].domains, ["httpbin.example.com"]);
     let route = &table.virtual_hosts[0].routes[0];
     assert_eq!(route.matches.len(), 3);
-    let Some(Action::Route(action)) = &route.action else { panic!("A1 route has no destination") };
-    assert_eq!(action.destinations[0].cluster, "outbound|8000||httpbin.default.svc.cluster.local");
-    assert_eq!(endpoints_of(&config, "outbound|8000||httpbin.default.svc.cluster.local"), ["10.10.0.11:8000"]);
+    let Some(Action::Route(action)) = &route.action else {
+        panic!("A1 route has no destination")
+    };
+    assert_eq!(
+        action.destinations[0].cluster,
+        "outbound|8000||httpbin.default.svc.cluster.local"
+    );
+    assert_eq!(
+        endpoints_of(&config, "outbound|8000||httpbin.default.svc.cluster.local"),
+        ["10.10.0.11:8000"]
+    );
 
     // A4: the short name resolves in the VirtualService's namespace.
-    let table = config.route_tables.iter().find(|t| t.name == "http.8080").unwrap();
-    let bookinfo = table.virtual_hosts.iter().find(|h| h.domains == ["bookinfo.example.com"]).unwrap();
-    let Some(Action::Route(action)) = &bookinfo.routes[0].action else { panic!() };
-    assert_eq!(action.destinations[0].cluster, "outbound|9080||productpage.istio.svc.cluster.local");
-    assert_eq!(endpoints_of(&config, "outbound|9080||productpage.istio.svc.cluster.local"), ["10.10.0.21:9080"]);
+    let table = config
+        .route_tables
+        .iter()
+        .find(|t| t.name == "http.8080")
+        .unwrap();
+    let bookinfo = table
+        .virtual_hosts
+        .iter()
+        .find(|h| h.domains == ["bookinfo.example.com"])
+        .unwrap();
+    let Some(Action::Route(action)) = &bookinfo.routes[0].action else {
+        panic!()
+    };
+    assert_eq!(
+        action.destinations[0].cluster,
+        "outbound|9080||productpage.istio.svc.cluster.local"
+    );
+    assert_eq!(
+        endpoints_of(
+            &config,
+            "outbound|9080||productpage.istio.svc.cluster.local"
+        ),
+        ["10.10.0.21:9080"]
+    );
     // ... and from istio-system finds nothing: an empty cluster (503) and a reason.
-    assert!(endpoints_of(&config, "outbound|9080||productpage.istio-system.svc.cluster.local").is_empty());
+    assert!(
+        endpoints_of(
+            &config,
+            "outbound|9080||productpage.istio-system.svc.cluster.local"
+        )
+        .is_empty()
+    );
     let reasons = rejection_reasons(&config);
     assert!(
-        reasons.iter().any(|r| r.starts_with("VirtualService istio-system/bookinfo-short-name")
-            && r.contains("no service productpage.istio-system.svc.cluster.local")),
+        reasons.iter().any(
+            |r| r.starts_with("VirtualService istio-system/bookinfo-short-name")
+                && r.contains("no service productpage.istio-system.svc.cluster.local")
+        ),
         "{reasons:#?}"
     );
 
     // C1: TCP to subset v1 only.
-    let Some(Routing::TcpRoutes(tcp)) = &listener(&config, "0.0.0.0_31400").servers[0].routing else { panic!() };
-    assert_eq!(tcp.routes[0].destinations[0].cluster, "outbound|9000|v1|tcp-echo.default.svc.cluster.local");
-    assert_eq!(endpoints_of(&config, "outbound|9000|v1|tcp-echo.default.svc.cluster.local"), ["10.10.0.31:9000"]);
+    let Some(Routing::TcpRoutes(tcp)) = &listener(&config, "0.0.0.0_31400").servers[0].routing
+    else {
+        panic!()
+    };
+    assert_eq!(
+        tcp.routes[0].destinations[0].cluster,
+        "outbound|9000|v1|tcp-echo.default.svc.cluster.local"
+    );
+    assert_eq!(
+        endpoints_of(
+            &config,
+            "outbound|9000|v1|tcp-echo.default.svc.cluster.local"
+        ),
+        ["10.10.0.31:9000"]
+    );
 
     // C4 and E1 share 443, told apart by SNI.
     let servers = &listener(&config, "0.0.0.0_443").servers;
     assert_eq!(servers.len(), 2);
-    let passthrough = servers.iter().find(|s| s.hosts == ["nginx.example.com"]).unwrap();
-    let Some(Routing::TlsRoutes(tls)) = &passthrough.routing else { panic!() };
+    let passthrough = servers
+        .iter()
+        .find(|s| s.hosts == ["nginx.example.com"])
+        .unwrap();
+    let Some(Routing::TlsRoutes(tls)) = &passthrough.routing else {
+        panic!()
+    };
     assert_eq!(tls.routes[0].sni_hosts, ["nginx.example.com"]);
-    assert_eq!(tls.routes[0].destinations[0].cluster, "outbound|443||my-nginx.default.svc.cluster.local");
+    assert_eq!(
+        tls.routes[0].destinations[0].cluster,
+        "outbound|443||my-nginx.default.svc.cluster.local"
+    );
     assert!(
-        reasons.iter().any(|r| r.starts_with("VirtualService default/nginx-tcp") && r.contains("`tcp` routes do not apply")),
+        reasons
+            .iter()
+            .any(|r| r.starts_with("VirtualService default/nginx-tcp")
+                && r.contains("`tcp` routes do not apply")),
         "{reasons:#?}"
     );
-    let simple = servers.iter().find(|s| s.hosts == ["httpbin.quic-corp.com"]).unwrap();
+    let simple = servers
+        .iter()
+        .find(|s| s.hosts == ["httpbin.quic-corp.com"])
+        .unwrap();
     assert_eq!(simple.name, "https.443.https.httpbin-gateway.httpbin");
     let tls = simple.tls.as_ref().unwrap();
     assert_eq!(tls.mode, TlsMode::Simple as i32);
     assert_eq!(tls.credential, "secret:istio-system/httpbin-cred");
-    let credential = config.credentials.iter().find(|c| c.name == tls.credential).unwrap();
-    let Some(Source::Pem(pem)) = &credential.source else { panic!() };
-    assert!(pem.certificate_chain.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert_eq!(simple.routing, Some(Routing::RouteTable("https.443.https.httpbin-gateway.httpbin".into())));
+    let credential = config
+        .credentials
+        .iter()
+        .find(|c| c.name == tls.credential)
+        .unwrap();
+    let Some(Source::Pem(pem)) = &credential.source else {
+        panic!()
+    };
+    assert!(
+        pem.certificate_chain
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(
+        simple.routing,
+        Some(Routing::RouteTable(
+            "https.443.https.httpbin-gateway.httpbin".into()
+        ))
+    );
 }
 
 #[test]
 fn egress_originates_mutual_tls_per_subset() {
     let config = config_for("northsouth", "cluster1.istio-egressgateway");
     let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["0.0.0.0_80"], "the ingress Gateways must not leak into the egress gateway");
+    assert_eq!(
+        names,
+        ["0.0.0.0_80"],
+        "the ingress Gateways must not leak into the egress gateway"
+    );
     let table = &config.route_tables[0];
     let routes = &table.virtual_hosts[0].routes;
     assert_eq!(routes.len(), 2);
-    for (route, subset, address) in [(&routes[0], "v1", "10.10.9.1"), (&routes[1], "v2", "10.10.9.2")] {
-        assert_eq!(route.matches[0].headers["want"].kind, Some(multicluster::proto::string_match::Kind::Exact(subset.into())));
-        let Some(Action::Route(action)) = &route.action else { panic!() };
+    for (route, subset, address) in [
+        (&routes[0], "v1", "10.10.9.1"),
+        (&routes[1], "v2", "10.10.9.2"),
+    ] {
+        assert_eq!(
+            route.matches[0].headers["want"].kind,
+            Some(multicluster::proto::string_match::Kind::Exact(
+                subset.into()
+            ))
+        );
+        let Some(Action::Route(action)) = &route.action else {
+            panic!()
+        };
         let cluster_name = format!("outbound|443|{subset}|nginx.external.svc.cluster.local");
         assert_eq!(action.destinations[0].cluster, cluster_name);
-        assert_eq!(endpoints_of(&config, &cluster_name), [format!("{address}:443")]);
-        let cluster = config.clusters.iter().find(|c| c.name == cluster_name).unwrap();
+        assert_eq!(
+            endpoints_of(&config, &cluster_name),
+            [format!("{address}:443")]
+        );
+        let cluster = config
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster_name)
+            .unwrap();
         let tls = cluster.tls.as_ref().expect("port-level TLS origination");
         assert_eq!(tls.mode, TlsMode::Mutual as i32);
-        let credential = config.credentials.iter().find(|c| c.name == tls.credential).unwrap();
-        let Some(Source::Files(files)) = &credential.source else { panic!() };
+        let credential = config
+            .credentials
+            .iter()
+            .find(|c| c.name == tls.credential)
+            .unwrap();
+        let Some(Source::Files(files)) = &credential.source else {
+            panic!()
+        };
         assert_eq!(files.certificate_chain, "/etc/certs/client.pem");
         assert_eq!(files.ca_certificates, "/etc/certs/ca.pem");
     }

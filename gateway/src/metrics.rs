@@ -10,6 +10,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Istio reports gateway traffic from the proxy that opens the upstream connection.
@@ -36,6 +37,35 @@ pub struct TcpLabels {
     pub request_protocol: &'static str,
     pub connection_security_policy: &'static str,
     pub listener: String,
+}
+
+/// Istio's standard request metric labels (the ones a gateway can know).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub reporter: &'static str,
+    pub destination_service: String,
+    pub destination_cluster: String,
+    pub request_protocol: &'static str,
+    pub response_code: u16,
+    pub response_flags: &'static str,
+    pub connection_security_policy: &'static str,
+    pub listener: String,
+}
+
+/// Istio's buckets for `istio_request_duration_milliseconds`.
+const REQUEST_DURATION_BUCKETS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+fn request_duration_histogram() -> Histogram {
+    Histogram::new(REQUEST_DURATION_BUCKETS)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerRejectionLabels {
+    pub listener: String,
+    pub server: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,6 +111,9 @@ pub struct Metrics {
     config_version: Family<VersionLabels, Gauge>,
     config_applies: Family<ApplyLabels, Counter>,
     ejections: Family<ClusterLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    rejected_servers: Family<ServerRejectionLabels, Gauge>,
     sni_labels: Arc<SniLabelCap>,
 }
 
@@ -95,6 +128,27 @@ impl Metrics {
         let config_version = Family::<VersionLabels, Gauge>::default();
         let config_applies = Family::<ApplyLabels, Counter>::default();
         let ejections = Family::<ClusterLabels, Counter>::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration =
+            Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                request_duration_histogram,
+            );
+        let rejected_servers = Family::<ServerRejectionLabels, Gauge>::default();
+        registry.register(
+            "istio_requests",
+            "HTTP requests served, by response code",
+            requests.clone(),
+        );
+        registry.register(
+            "istio_request_duration_milliseconds",
+            "Time from request start to response headers",
+            request_duration.clone(),
+        );
+        registry.register(
+            "isthmus_rejected_servers",
+            "Servers of the applied configuration that are not served (value 1), e.g. a TLS credential that does not load",
+            rejected_servers.clone(),
+        );
         // Counter names get their `_total` suffix from the encoder.
         registry.register(
             "istio_tcp_connections_opened",
@@ -146,6 +200,9 @@ impl Metrics {
             config_version,
             config_applies,
             ejections,
+            requests,
+            request_duration,
+            rejected_servers,
             sni_labels: Arc::new(SniLabelCap::new(MAX_SNI_LABELS)),
         }
     }
@@ -175,6 +232,26 @@ impl Metrics {
             sni: sni.map_or_else(String::new, |sni| self.sni_labels.label(sni)),
         };
         self.rejected.get_or_create(&labels).inc();
+    }
+
+    pub fn request_served(&self, labels: &RequestLabels, duration_ms: f64) {
+        self.requests.get_or_create(labels).inc();
+        self.request_duration
+            .get_or_create(labels)
+            .observe(duration_ms);
+    }
+
+    /// Replaces the set of rejected servers with the current one.
+    pub fn set_rejected_servers<'a>(&self, servers: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.rejected_servers.clear();
+        for (listener, server) in servers {
+            self.rejected_servers
+                .get_or_create(&ServerRejectionLabels {
+                    listener: listener.to_owned(),
+                    server: server.to_owned(),
+                })
+                .set(1);
+        }
     }
 
     pub fn config_applied(&self, version: &str) {

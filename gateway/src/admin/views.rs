@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ListenerRoutes, WeightedDestinations};
+use crate::config::{HostPattern, ListenerRoutes, TerminatedRouting, WeightedDestinations};
 use crate::runtime::Gateway;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,10 +112,40 @@ pub fn listener_matches(routes: &ListenerRoutes) -> Vec<MatchView> {
             destination: destination_text(&tcp.destinations),
         });
     }
+    for server in &routes.terminating {
+        let matcher = if server.hosts.is_empty() || server.hosts.contains(&HostPattern::Any) {
+            "ALL".to_owned()
+        } else {
+            format!(
+                "SNI: {}",
+                server
+                    .hosts
+                    .iter()
+                    .map(pattern_text)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        let destination = match &server.routing {
+            TerminatedRouting::Http { route_table } => format!("Route: {route_table}"),
+            TerminatedRouting::Tcp(destinations) => destination_text(destinations),
+        };
+        matches.push(MatchView {
+            matcher,
+            destination,
+        });
+    }
+    // Plaintext HTTP servers of a port share one route table: one row.
+    if let Some(first) = routes.http.first() {
+        matches.push(MatchView {
+            matcher: "ALL".to_owned(),
+            destination: format!("Route: {}", first.route_table),
+        });
+    }
     for server in &routes.unsupported {
         matches.push(MatchView {
             matcher: "ALL".to_owned(),
-            destination: format!("Route: {server} (not served yet)"),
+            destination: format!("Route: {server} (not served)"),
         });
     }
     matches

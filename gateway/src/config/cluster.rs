@@ -82,6 +82,15 @@ pub struct ClusterConfig {
     pub outlier: OutlierPolicy,
     /// DNS targets are resolved by the upstream layer of a later issue; kept for listings.
     pub dns_targets: usize,
+    /// HTTP/2 (prior knowledge, or by ALPN over TLS) towards the endpoints: the service port
+    /// is HTTP2 or GRPC.
+    pub http2: bool,
+    /// TLS origination (DestinationRule `tls`), as received; the HTTP layer builds the
+    /// client configuration from it at apply time.
+    pub tls: Option<proto::UpstreamTls>,
+    /// `connectionPool.http`: idle connections kept per endpoint and for how long.
+    pub max_idle_per_endpoint: Option<usize>,
+    pub idle_timeout: Option<Duration>,
 }
 
 impl ClusterConfig {
@@ -108,6 +117,24 @@ impl ClusterConfig {
                 .then(|| Duration::from_millis(u64::from(cluster.connect_timeout_ms))),
             outlier: outlier_from_proto(cluster.outlier_detection.as_ref()),
             dns_targets: cluster.dns_targets.len(),
+            http2: matches!(
+                proto::Protocol::try_from(cluster.protocol),
+                Ok(proto::Protocol::Http2 | proto::Protocol::Grpc)
+            ),
+            tls: cluster
+                .tls
+                .clone()
+                .filter(|tls| tls.mode != proto::TlsMode::Unspecified as i32),
+            max_idle_per_endpoint: cluster
+                .connection_pool
+                .as_ref()
+                .and_then(|pool| usize::try_from(pool.max_connections).ok())
+                .filter(|max| *max > 0),
+            idle_timeout: cluster
+                .connection_pool
+                .as_ref()
+                .filter(|pool| pool.idle_timeout_ms > 0)
+                .map(|pool| Duration::from_millis(u64::from(pool.idle_timeout_ms))),
         })
     }
 }

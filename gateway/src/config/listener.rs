@@ -94,7 +94,41 @@ pub enum SniRoute<'a> {
     Passthrough(&'a WeightedDestinations),
 }
 
+/// A plaintext HTTP-like server (HTTP, HTTP2, GRPC, GRPC-WEB): its hosts pick it for a
+/// request, the port's shared route table routes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpServer {
+    pub name: String,
+    pub protocol: Protocol,
+    pub hosts: Vec<HostPattern>,
+    pub route_table: String,
+    /// `tls.httpsRedirect`: answer 301 to https instead of routing.
+    pub https_redirect: bool,
+}
+
+/// What a server that terminates TLS does with the decrypted stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TerminatedRouting {
+    /// HTTPS: serve HTTP/1.1 or HTTP/2 (by ALPN) through this route table.
+    Http { route_table: String },
+    /// TLS with SIMPLE/MUTUAL and `tcp` routes: forward the decrypted bytes.
+    Tcp(WeightedDestinations),
+}
+
+/// A server whose TLS the gateway terminates (SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TerminatingServer {
+    pub name: String,
+    pub protocol: Protocol,
+    /// As configured, for the certificate-by-SNI table.
+    pub host_names: Vec<String>,
+    pub hosts: Vec<HostPattern>,
+    pub tls: proto::ServerTls,
+    pub mode: TlsMode,
+    pub routing: TerminatedRouting,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerRoutes {
     pub name: String,
     pub key: ListenerKey,
@@ -103,8 +137,11 @@ pub struct ListenerRoutes {
     pub has_auto_passthrough: bool,
     pub passthrough: Vec<PassthroughServer>,
     pub tcp: Option<TcpServer>,
-    /// Servers accepted in the config that this data plane cannot serve yet (HTTP, TLS
-    /// termination): connections that would need them are closed.
+    /// Plaintext HTTP servers; they share the port's route table.
+    pub http: Vec<HttpServer>,
+    pub terminating: Vec<TerminatingServer>,
+    /// Servers accepted in the config that this data plane cannot serve: connections that
+    /// would need them are closed.
     pub unsupported: Vec<String>,
 }
 
@@ -112,6 +149,7 @@ impl ListenerRoutes {
     pub fn from_proto(
         listener: &proto::Listener,
         clusters: &HashSet<&str>,
+        route_tables: &HashSet<&str>,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Self> {
         let address: Option<IpAddr> = listener.bind_address.parse().ok();
@@ -131,7 +169,17 @@ impl ListenerRoutes {
             has_auto_passthrough: false,
             passthrough: Vec::new(),
             tcp: None,
+            http: Vec::new(),
+            terminating: Vec::new(),
             unsupported: Vec::new(),
+        };
+        let check_table = |table: &str, errors: &mut Vec<ConfigError>| {
+            if !route_tables.contains(table) {
+                errors.push(ConfigError::UnknownRouteTable {
+                    listener: listener.name.clone(),
+                    table: table.to_owned(),
+                });
+            }
         };
         let check_cluster = |cluster: &str, errors: &mut Vec<ConfigError>| {
             if !clusters.contains(cluster) {
@@ -203,6 +251,47 @@ impl ListenerRoutes {
                         });
                     }
                 }
+                (Some(Routing::RouteTable(table)), None | Some(TlsMode::Unspecified))
+                    if is_http_like(protocol) =>
+                {
+                    check_table(table, errors);
+                    routes.http.push(HttpServer {
+                        name: server.name.clone(),
+                        protocol,
+                        hosts: server.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
+                        route_table: table.clone(),
+                        https_redirect: server.tls.as_ref().is_some_and(|t| t.https_redirect),
+                    });
+                }
+                (Some(routing @ (Routing::RouteTable(_) | Routing::TcpRoutes(_))), Some(mode))
+                    if terminates(mode) =>
+                {
+                    let routing = match routing {
+                        Routing::RouteTable(table) => {
+                            check_table(table, errors);
+                            TerminatedRouting::Http {
+                                route_table: table.clone(),
+                            }
+                        }
+                        Routing::TcpRoutes(tcp) => {
+                            let first = tcp.routes.first().map_or(&[][..], |r| &r.destinations);
+                            for destination in first {
+                                check_cluster(&destination.cluster, errors);
+                            }
+                            TerminatedRouting::Tcp(WeightedDestinations::from_proto(first))
+                        }
+                        _ => continue,
+                    };
+                    routes.terminating.push(TerminatingServer {
+                        name: server.name.clone(),
+                        protocol,
+                        host_names: server.hosts.clone(),
+                        hosts: server.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
+                        tls: server.tls.clone().unwrap_or_default(),
+                        mode,
+                        routing,
+                    });
+                }
                 _ => routes.unsupported.push(server.name.clone()),
             }
         }
@@ -230,6 +319,46 @@ impl ListenerRoutes {
         candidates
             .get(best)
             .map(|route| SniRoute::Passthrough(&route.destinations))
+    }
+}
+
+fn is_http_like(protocol: Protocol) -> bool {
+    matches!(
+        protocol,
+        Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
+    )
+}
+
+fn terminates(mode: TlsMode) -> bool {
+    matches!(
+        mode,
+        TlsMode::Simple | TlsMode::Mutual | TlsMode::OptionalMutual | TlsMode::IstioMutual
+    )
+}
+
+impl ListenerRoutes {
+    /// The plaintext server whose hosts best cover `host` (lowercase, no port).
+    pub fn http_server_for(&self, host: &str) -> Option<&HttpServer> {
+        let best = most_specific(self.http.iter().map(|s| best_match(&s.hosts, host)))?;
+        self.http.get(best)
+    }
+
+    /// The terminating server for an SNI (lowercase); without SNI, the first server whose
+    /// hosts include `*`, else the first one (a client that sends no SNI still gets served
+    /// by the port, as with Envoy's default filter chain).
+    pub fn terminating_server_for(&self, sni: Option<&str>) -> Option<&TerminatingServer> {
+        match sni {
+            Some(sni) => {
+                let best =
+                    most_specific(self.terminating.iter().map(|s| best_match(&s.hosts, sni)))?;
+                self.terminating.get(best)
+            }
+            None => self
+                .terminating
+                .iter()
+                .find(|s| s.hosts.contains(&HostPattern::Any))
+                .or(self.terminating.first()),
+        }
     }
 }
 
@@ -309,7 +438,8 @@ mod tests {
         let clusters: HashSet<&str> = ["auto-cluster", "pass-cluster"].into();
         let mut errors = Vec::new();
         let routes =
-            ListenerRoutes::from_proto(&listener(servers), &clusters, &mut errors).unwrap();
+            ListenerRoutes::from_proto(&listener(servers), &clusters, &HashSet::new(), &mut errors)
+                .unwrap();
         assert!(errors.is_empty(), "{errors:?}");
         assert!(routes.peeks_client_hello());
         assert_eq!(
@@ -341,13 +471,14 @@ mod tests {
         let clusters: HashSet<&str> = ["nginx"].into();
         let mut errors = Vec::new();
         let routes =
-            ListenerRoutes::from_proto(&listener(servers), &clusters, &mut errors).unwrap();
+            ListenerRoutes::from_proto(&listener(servers), &clusters, &HashSet::new(), &mut errors)
+                .unwrap();
         assert!(routes.route_sni("nginx.example.com").is_some());
         assert_eq!(routes.route_sni("other.example.com"), None);
     }
 
     #[test]
-    fn http_and_terminating_servers_are_kept_as_unsupported() {
+    fn http_and_terminating_servers_are_sorted_out() {
         let servers = vec![
             proto::Server {
                 name: "http.80".into(),
@@ -368,10 +499,18 @@ mod tests {
             },
         ];
         let clusters: HashSet<&str> = ["echo"].into();
+        let tables: HashSet<&str> = ["http.80"].into();
         let mut errors = Vec::new();
         let routes =
-            ListenerRoutes::from_proto(&listener(servers), &clusters, &mut errors).unwrap();
-        assert_eq!(routes.unsupported, ["http.80", "tls-simple"]);
+            ListenerRoutes::from_proto(&listener(servers), &clusters, &tables, &mut errors)
+                .unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(routes.unsupported.is_empty());
+        assert_eq!(routes.http[0].route_table, "http.80");
+        assert_eq!(routes.terminating[0].name, "tls-simple");
+        assert!(
+            matches!(&routes.terminating[0].routing, TerminatedRouting::Tcp(d) if d.pick(0) == Some("echo"))
+        );
         assert!(routes.tcp.is_none());
         assert!(!routes.peeks_client_hello());
     }
@@ -389,7 +528,12 @@ mod tests {
             ..Default::default()
         }];
         let mut errors = Vec::new();
-        let routes = ListenerRoutes::from_proto(&listener(servers), &HashSet::new(), &mut errors);
+        let routes = ListenerRoutes::from_proto(
+            &listener(servers),
+            &HashSet::new(),
+            &HashSet::new(),
+            &mut errors,
+        );
         assert!(routes.is_some());
         assert!(
             matches!(&errors[..], [ConfigError::UnknownCluster { cluster, .. }] if cluster == "missing")
@@ -398,7 +542,10 @@ mod tests {
         let mut bad = listener(vec![]);
         bad.bind_address = "localhost".into();
         let mut errors = Vec::new();
-        assert!(ListenerRoutes::from_proto(&bad, &HashSet::new(), &mut errors).is_none());
+        assert!(
+            ListenerRoutes::from_proto(&bad, &HashSet::new(), &HashSet::new(), &mut errors)
+                .is_none()
+        );
         assert!(matches!(&errors[..], [ConfigError::ListenerAddress { .. }]));
     }
 }

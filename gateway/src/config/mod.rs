@@ -23,8 +23,8 @@ pub use cluster::{
 };
 pub use host_match::{HostPattern, Specificity, best_match, most_specific};
 pub use listener::{
-    ListenerKey, ListenerRoutes, PassthroughRoute, PassthroughServer, SniRoute, TcpServer,
-    WeightedDestinations,
+    HttpServer, ListenerKey, ListenerRoutes, PassthroughRoute, PassthroughServer, SniRoute,
+    TcpServer, TerminatedRouting, TerminatingServer, WeightedDestinations,
 };
 
 /// Why a configuration cannot be built. Validation upstream catches most of these; the
@@ -59,6 +59,10 @@ pub enum ConfigError {
     },
     #[error("cluster {cluster:?} is defined more than once")]
     DuplicateCluster { cluster: String },
+    #[error(
+        "listener {listener}: uses route table {table:?}, which is not in this configuration; add the table or drop the server"
+    )]
+    UnknownRouteTable { listener: String, table: String },
     #[error(transparent)]
     Route(#[from] crate::http::router::RouterError),
 }
@@ -72,6 +76,9 @@ pub struct RuntimeConfig {
     pub clusters: HashMap<String, ClusterConfig>,
     /// HTTP route tables by name, compiled once per push (regexes, lowercase domains).
     pub route_tables: HashMap<String, Arc<RouteTable>>,
+    /// TLS origination per cluster name, built at apply time from `Cluster.tls` and the
+    /// credentials (file IO), so requests never load certificates.
+    pub upstream_tls: HashMap<String, crate::http::OriginationTls>,
 }
 
 impl RuntimeConfig {
@@ -83,6 +90,7 @@ impl RuntimeConfig {
             listeners: BTreeMap::new(),
             clusters: HashMap::new(),
             route_tables: HashMap::new(),
+            upstream_tls: HashMap::new(),
         }
     }
 
@@ -103,9 +111,16 @@ impl RuntimeConfig {
             }
         }
         let names: HashSet<&str> = config.clusters.iter().map(|c| c.name.as_str()).collect();
+        let table_names: HashSet<&str> = config
+            .route_tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
         let mut listeners = BTreeMap::new();
         for listener in &config.listeners {
-            let Some(routes) = ListenerRoutes::from_proto(listener, &names, &mut errors) else {
+            let Some(routes) =
+                ListenerRoutes::from_proto(listener, &names, &table_names, &mut errors)
+            else {
                 continue;
             };
             if let Some(other) = listeners.get(&routes.key) {
@@ -136,6 +151,7 @@ impl RuntimeConfig {
             listeners,
             clusters,
             route_tables,
+            upstream_tls: HashMap::new(),
         })
     }
 

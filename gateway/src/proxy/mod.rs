@@ -39,6 +39,7 @@ pub struct Proxy {
     pub settings: ProxySettings,
     pub upstreams: Upstreams,
     pub metrics: Metrics,
+    pub http: crate::http::HttpState,
 }
 
 /// Where a connection goes once its first bytes have been read.
@@ -83,6 +84,29 @@ impl Proxy {
         };
         // Small TLS records must not wait for Nagle; failing to set it costs latency only.
         let _ = downstream.set_nodelay(true);
+        if !routes.terminating.is_empty() {
+            crate::tls::serve_terminated(self, downstream, peer, listener, config, force_close)
+                .await;
+            return;
+        }
+        if let Some(first) = routes.http.first() {
+            let Some(table) = config.route_tables.get(&first.route_table).cloned() else {
+                return;
+            };
+            let conn = crate::http::ConnectionContext {
+                listener,
+                listener_name: routes.name.clone(),
+                server: first.name.clone(),
+                peer,
+                tls: None,
+                route_table: table,
+                checks_https_redirect: routes.http.iter().any(|s| s.https_redirect),
+                alt_svc: None,
+                config: Arc::clone(&config),
+            };
+            crate::http::serve_connection(self, Arc::new(conn), downstream, force_close).await;
+            return;
+        }
         let started = Instant::now();
         let route = tokio::select! {
             route = self.route(&mut downstream, routes, &config) => route,

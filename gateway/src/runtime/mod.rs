@@ -84,6 +84,13 @@ impl Gateway {
             },
             upstreams: Upstreams::new(metrics.clone()),
             metrics: metrics.clone(),
+            http: crate::http::HttpState {
+                clients: crate::http::ClientCache::default(),
+                limits: crate::http::HttpLimits {
+                    max_header_bytes: options.max_request_header_bytes,
+                    header_read_timeout: options.http_header_read_timeout,
+                },
+            },
         });
         let gateway = Gateway {
             inner: Arc::new(Inner {

@@ -28,6 +28,10 @@ pub struct GatewayOptions {
     pub drain_timeout: Duration,
     /// Worker threads of the data-plane runtime.
     pub data_plane_threads: usize,
+    /// Request line plus headers an HTTP client may send (431 beyond).
+    pub max_request_header_bytes: usize,
+    /// How long an HTTP client may take to send a request's headers (slowloris guard).
+    pub http_header_read_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -45,6 +49,8 @@ impl Default for GatewayOptions {
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             data_plane_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_request_header_bytes: 60 * 1024,
+            http_header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -64,6 +70,7 @@ impl GatewayOptions {
             connect_timeout: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(2),
             data_plane_threads: 2,
+            http_header_read_timeout: Duration::from_secs(2),
             ..GatewayOptions::default()
         }
     }

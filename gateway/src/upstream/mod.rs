@@ -305,6 +305,10 @@ mod tests {
                 max_ejection_percent: 50,
             },
             dns_targets: 0,
+            http2: false,
+            tls: None,
+            max_idle_per_endpoint: None,
+            idle_timeout: None,
         }
     }
 

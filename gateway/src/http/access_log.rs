@@ -1,0 +1,73 @@
+//! One access log line and one set of Istio request metrics per request.
+
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Response};
+
+use super::body::HttpBody;
+use super::context::{ConnectionContext, HttpProtocol};
+use super::handler::Outcome;
+use crate::metrics::{Metrics, REPORTER_SOURCE, RequestLabels, SECURITY_MUTUAL_TLS};
+
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub authority: &'a str,
+    pub path: &'a str,
+    pub protocol: HttpProtocol,
+    pub grpc: bool,
+    pub request_id: Option<&'a HeaderValue>,
+}
+
+pub fn record(
+    metrics: &Metrics,
+    conn: &ConnectionContext,
+    request: &Request<'_>,
+    response: &Response<HttpBody>,
+    outcome: &Outcome,
+    elapsed: Duration,
+) {
+    let status = response.status().as_u16();
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let (service, cluster) = outcome
+        .cluster
+        .as_ref()
+        .map_or(("unknown", "unknown"), |(s, c)| (s.as_str(), c.as_str()));
+    let security = match &conn.tls {
+        Some(tls) if tls.mutual => SECURITY_MUTUAL_TLS,
+        _ => "none",
+    };
+    metrics.request_served(
+        &RequestLabels {
+            reporter: REPORTER_SOURCE,
+            destination_service: service.to_owned(),
+            destination_cluster: cluster.to_owned(),
+            request_protocol: if request.grpc { "grpc" } else { "http" },
+            response_code: status,
+            response_flags: outcome.flags,
+            connection_security_policy: security,
+            listener: conn.listener_name.clone(),
+        },
+        duration_ms,
+    );
+    let response_bytes = hyper::body::Body::size_hint(response.body()).exact();
+    tracing::info!(
+        target: "isthmus::access",
+        method = %request.method,
+        authority = request.authority,
+        path = request.path,
+        protocol = request.protocol.as_str(),
+        status,
+        flags = outcome.flags,
+        upstream_cluster = cluster,
+        upstream_host = ?outcome.upstream,
+        upstream_ms = ?outcome.upstream_ms,
+        duration_ms = elapsed.as_millis() as u64,
+        response_bytes = ?response_bytes,
+        request_id = ?request.request_id,
+        peer = %conn.peer,
+        listener = %conn.listener_name,
+        server = %conn.server,
+        sni = conn.tls.as_ref().and_then(|t| t.sni.as_deref()).unwrap_or(""),
+        "request"
+    );
+}

@@ -1,0 +1,67 @@
+//! What a request knows about the connection it arrived on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use super::router::RouteTable;
+use crate::config::{ListenerKey, RuntimeConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpProtocol {
+    Http1,
+    Http2,
+    Http3,
+}
+
+impl HttpProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpProtocol::Http1 => "HTTP/1.1",
+            HttpProtocol::Http2 => "HTTP/2",
+            HttpProtocol::Http3 => "HTTP/3",
+        }
+    }
+
+    pub fn of(version: http::Version) -> Self {
+        match version {
+            http::Version::HTTP_2 => HttpProtocol::Http2,
+            http::Version::HTTP_3 => HttpProtocol::Http3,
+            _ => HttpProtocol::Http1,
+        }
+    }
+}
+
+/// The terminated TLS session under a request.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    pub sni: Option<String>,
+    /// `x-forwarded-client-cert` for a verified client certificate (MUTUAL), Envoy's format.
+    pub client_cert: Option<HeaderValue>,
+    pub mutual: bool,
+}
+
+/// Built once per connection (or per QUIC connection) and shared by its requests.
+#[derive(Debug, Clone)]
+pub struct ConnectionContext {
+    /// The configuration the connection was accepted under; it finishes on it.
+    pub config: Arc<RuntimeConfig>,
+    pub listener: ListenerKey,
+    pub listener_name: String,
+    /// The server that terminated TLS, or the port's first plaintext HTTP server.
+    pub server: String,
+    pub peer: SocketAddr,
+    pub tls: Option<TlsInfo>,
+    pub route_table: Arc<RouteTable>,
+    /// Plaintext ports: hosts of servers with `httpsRedirect` get a 301 instead of routing.
+    pub checks_https_redirect: bool,
+    /// HTTP/3 is offered on this port: responses advertise it with `alt-svc`.
+    pub alt_svc: Option<HeaderValue>,
+}
+
+impl ConnectionContext {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}

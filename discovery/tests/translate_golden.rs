@@ -408,3 +408,78 @@ fn egress_originates_mutual_tls_per_subset() {
         assert_eq!(files.ca_certificates, "/etc/certs/ca.pem");
     }
 }
+
+#[test]
+fn hosts_matches_golden() {
+    check_golden("hosts");
+}
+
+#[test]
+fn a2_one_server_or_two_give_the_same_routes() {
+    let one = config_for("hosts", "one.ingress");
+    let two = config_for("hosts", "two.ingress");
+    assert_eq!(listener(&one, "0.0.0.0_80").servers.len(), 1);
+    assert_eq!(listener(&two, "0.0.0.0_80").servers.len(), 2);
+    for config in [&one, &two] {
+        for server in &listener(config, "0.0.0.0_80").servers {
+            assert_eq!(server.routing, Some(Routing::RouteTable("http.80".into())));
+        }
+    }
+    assert_eq!(
+        one.route_tables, two.route_tables,
+        "both forms must yield one and the same route table"
+    );
+    let hosts: Vec<(&str, &str)> = one.route_tables[0]
+        .virtual_hosts
+        .iter()
+        .map(|h| {
+            let Some(Action::Route(action)) = &h.routes[0].action else {
+                panic!()
+            };
+            (
+                h.domains[0].as_str(),
+                action.destinations[0].cluster.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            (
+                "a.example.com",
+                "outbound|8000||svc-a.default.svc.cluster.local"
+            ),
+            (
+                "b.example.com",
+                "outbound|8000||svc-b.default.svc.cluster.local"
+            )
+        ]
+    );
+}
+
+#[test]
+fn a3_host_intersection_table() {
+    let config = config_for("hosts", "a3.ingress");
+    let domains = |port: u32| -> Vec<String> {
+        config
+            .route_tables
+            .iter()
+            .find(|t| t.name == format!("http.{port}"))
+            .map(|t| {
+                t.virtual_hosts
+                    .iter()
+                    .flat_map(|h| h.domains.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(domains(8001), ["*"]);
+    assert_eq!(domains(8002), ["bookinfo.com"]);
+    assert!(
+        domains(8003).is_empty(),
+        "bookinfo.com ∩ bookinfo.demo routes nothing (404)"
+    );
+    assert_eq!(domains(8004), ["bookinfo.com"]);
+    assert_eq!(domains(8005), ["bookinfo.com"], "mypage.com stays unrouted");
+    assert_eq!(domains(8006), ["bookinfo.com", "bookinfo.demo"]);
+}

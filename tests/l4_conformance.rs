@@ -37,7 +37,12 @@ struct LineClient {
 impl LineClient {
     fn connect(address: std::net::SocketAddr) -> LineClient {
         let mut child = Command::new("python3")
-            .args(["-c", LINE_CLIENT, &address.ip().to_string(), &address.port().to_string()])
+            .args([
+                "-c",
+                LINE_CLIENT,
+                &address.ip().to_string(),
+                &address.port().to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -45,11 +50,18 @@ impl LineClient {
             .expect("python3 runs the C1 client");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        LineClient { child, stdin, stdout }
+        LineClient {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     async fn ask(&mut self, line: &str) -> String {
-        self.stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
         self.stdin.flush().await.unwrap();
         let mut answer = String::new();
         tokio::time::timeout(Duration::from_secs(10), self.stdout.read_line(&mut answer))
@@ -91,7 +103,14 @@ impl NorthSouth {
             ("tcp-echo", "tcp-echo-v2", "v2", "tcp", &v2),
             ("my-nginx", "my-nginx-1", "v1", "https", &nginx),
         ] {
-            let yaml = workload_yaml("default", service, pod, &[("version", version)], port_name, backend.address());
+            let yaml = workload_yaml(
+                "default",
+                service,
+                pod,
+                &[("version", version)],
+                port_name,
+                backend.address(),
+            );
             files.write(&format!("cluster1/workload-{pod}.yaml"), &yaml);
         }
         let discovery = files.start_discovery().await;
@@ -146,16 +165,27 @@ async fn c1_tcp_subset_switch_moves_new_connections_and_keeps_open_ones() {
     assert_eq!(old.ask("hello").await, "v1 hello");
     assert_eq!(mesh.v1.served(), 1);
 
-    mesh.files.write("cluster1/tcp-echo-route.yaml", ROUTE_TO_V2);
+    mesh.files
+        .write("cluster1/tcp-echo-route.yaml", ROUTE_TO_V2);
     mesh.gateway
-        .wait_for_admin("/listeners", &["outbound|9000|v2|tcp-echo.default.svc.cluster.local"])
+        .wait_for_admin(
+            "/listeners",
+            &["outbound|9000|v2|tcp-echo.default.svc.cluster.local"],
+        )
         .await;
     let status = mesh.gateway.client_status();
-    assert!(status.last_nack.is_none(), "the switched route was refused: {status:?}");
+    assert!(
+        status.last_nack.is_none(),
+        "the switched route was refused: {status:?}"
+    );
 
     let mut new = LineClient::connect(address);
     assert_eq!(new.ask("hello").await, "v2 hello");
-    assert_eq!(old.ask("still there").await, "v1 still there", "the open connection stays on v1");
+    assert_eq!(
+        old.ask("still there").await,
+        "v1 still there",
+        "the open connection stays on v1"
+    );
     assert_eq!((mesh.v1.served(), mesh.v2.served()), (1, 1));
     new.close().await;
     old.close().await;
@@ -170,21 +200,38 @@ async fn c4_openssl_s_client_sees_the_backend_certificate() {
     std::fs::write(&ca, mesh.pki.ca_pem()).unwrap();
 
     let output = Command::new("openssl")
-        .args(["s_client", "-connect", &address.to_string(), "-servername", "nginx.example.com"])
+        .args([
+            "s_client",
+            "-connect",
+            &address.to_string(),
+            "-servername",
+            "nginx.example.com",
+        ])
         .arg("-CAfile")
         .arg(&ca)
-        .args(["-verify_return_error", "-verify_hostname", "nginx.example.com"])
+        .args([
+            "-verify_return_error",
+            "-verify_hostname",
+            "nginx.example.com",
+        ])
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(20), output).await.unwrap().unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(20), output)
+        .await
+        .unwrap()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stdout.contains("subject=CN = nginx.example.com") || stdout.contains("subject=CN=nginx.example.com"),
+        stdout.contains("subject=CN = nginx.example.com")
+            || stdout.contains("subject=CN=nginx.example.com"),
         "s_client must be shown the backend's own certificate:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("Verify return code: 0 (ok)"), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Verify return code: 0 (ok)"),
+        "{stdout}\n{stderr}"
+    );
     assert_eq!(mesh.nginx.served(), 1, "the handshake was with the backend");
     mesh.shutdown().await;
 }
@@ -205,7 +252,10 @@ async fn c4_curl_gets_the_backend_answer_over_passthrough() {
         .arg(format!("https://nginx.example.com:{port}/"))
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(20), output).await.unwrap().unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(20), output)
+        .await
+        .unwrap()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "curl failed: {stderr}");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "my-nginx\n");

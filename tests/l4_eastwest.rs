@@ -66,12 +66,23 @@ impl EastWest {
                 "tcp-echo",
                 backend.address(),
             );
-            files.write(&format!("{cluster}/workload-{}.yaml", backend.name()), &yaml);
+            files.write(
+                &format!("{cluster}/workload-{}.yaml", backend.name()),
+                &yaml,
+            );
         }
         let discovery = files.start_discovery().await;
         let uri = discovery.grpc_uri();
-        let gateway1 = TestGateway::start(&GatewaySpec::east_west("cluster1", "network1", "127.0.0.11"), &uri).await;
-        let gateway2 = TestGateway::start(&GatewaySpec::east_west("cluster2", "network2", "127.0.0.12"), &uri).await;
+        let gateway1 = TestGateway::start(
+            &GatewaySpec::east_west("cluster1", "network1", "127.0.0.11"),
+            &uri,
+        )
+        .await;
+        let gateway2 = TestGateway::start(
+            &GatewaySpec::east_west("cluster2", "network2", "127.0.0.12"),
+            &uri,
+        )
+        .await;
         gateway1
             .wait_for_admin("/endpoints", &[&v1_a.address().to_string()])
             .await;
@@ -110,9 +121,13 @@ impl EastWest {
     /// certificate the client verified, after checking the echo came from that backend.
     async fn mesh_round_trip(&self, gateway: &TestGateway, subset: &str) -> &Backend {
         let connector = client::connector(&self.pki, &[ISTIO_ALPN]);
-        let mut stream = client::tls_connect(&connector, gateway.listener(15443), &sni(PORT, subset, REVIEWS))
-            .await
-            .unwrap();
+        let mut stream = client::tls_connect(
+            &connector,
+            gateway.listener(15443),
+            &sni(PORT, subset, REVIEWS),
+        )
+        .await
+        .unwrap();
         let certificate = client::peer_certificate(&stream);
         let answer = client::round_trip(&mut stream, "ping").await;
         let backend = self
@@ -152,14 +167,29 @@ async fn mesh_client_reaches_the_backend_of_each_network_and_verifies_its_certif
     // network2's gateway fronts its three endpoints and never network1's.
     let mut names = std::collections::BTreeSet::new();
     for _ in 0..12 {
-        names.insert(mesh.mesh_round_trip(&mesh.gateway2, "").await.name().to_owned());
+        names.insert(
+            mesh.mesh_round_trip(&mesh.gateway2, "")
+                .await
+                .name()
+                .to_owned(),
+        );
     }
     assert!(!names.contains("reviews-v1-a"), "{names:?}");
-    assert!(names.len() >= 2, "round robin over network2's endpoints: {names:?}");
-    assert_eq!(mesh.v1_b.served() + mesh.v2_a.served() + mesh.v2_b.served(), 12);
+    assert!(
+        names.len() >= 2,
+        "round robin over network2's endpoints: {names:?}"
+    );
+    assert_eq!(
+        mesh.v1_b.served() + mesh.v2_a.served() + mesh.v2_b.served(),
+        12
+    );
     assert_eq!(mesh.v1_a.served(), 3);
 
-    let (_, stats) = support::admin::http_get(mesh.gateway2.handle().admin_addresses().stats, "/stats/prometheus").await;
+    let (_, stats) = support::admin::http_get(
+        mesh.gateway2.handle().admin_addresses().stats,
+        "/stats/prometheus",
+    )
+    .await;
     let opened = support::admin::metric_sum(&stats, "istio_tcp_connections_opened_total", &[]);
     assert_eq!(opened, 12.0, "{stats}");
     mesh.shutdown().await;
@@ -170,32 +200,49 @@ async fn subset_sni_reaches_only_that_subset() {
     let mesh = EastWest::start().await;
     for _ in 0..10 {
         let backend = mesh.mesh_round_trip(&mesh.gateway2, "v2").await;
-        assert!(backend.name().starts_with("reviews-v2-"), "{}", backend.name());
+        assert!(
+            backend.name().starts_with("reviews-v2-"),
+            "{}",
+            backend.name()
+        );
     }
     assert_eq!(mesh.v1_b.served(), 0);
     assert_eq!(mesh.v2_a.served() + mesh.v2_b.served(), 10);
-    assert!(mesh.v2_a.served() > 0 && mesh.v2_b.served() > 0, "both v2 endpoints take turns");
+    assert!(
+        mesh.v2_a.served() > 0 && mesh.v2_b.served() > 0,
+        "both v2 endpoints take turns"
+    );
 
     for _ in 0..4 {
         let backend = mesh.mesh_round_trip(&mesh.gateway2, "v1").await;
         assert_eq!(backend.name(), "reviews-v1-b");
     }
     assert_eq!(mesh.v1_b.served(), 4);
-    assert_eq!(mesh.v1_a.served(), 0, "network1's v1 is not behind network2's gateway");
+    assert_eq!(
+        mesh.v1_a.served(),
+        0,
+        "network1's v1 is not behind network2's gateway"
+    );
     mesh.shutdown().await;
 }
 
 /// Sends `bytes`, expects the gateway to close, and the reason to be counted once.
 async fn assert_rejected(mesh: &EastWest, bytes: &[u8], reason: &str) {
     let before = mesh.served();
-    let mut stream = TcpStream::connect(mesh.gateway2.listener(15443)).await.unwrap();
+    let mut stream = TcpStream::connect(mesh.gateway2.listener(15443))
+        .await
+        .unwrap();
     stream.write_all(bytes).await.unwrap();
     assert!(
         client::closed_by_peer(&mut stream, Duration::from_secs(10)).await,
         "the gateway must close a client with {reason}"
     );
     mesh.gateway2.wait_rejected(reason, 1.0).await;
-    assert_eq!(mesh.served(), before, "no backend may see a {reason} client");
+    assert_eq!(
+        mesh.served(),
+        before,
+        "no backend may see a {reason} client"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +253,11 @@ async fn unknown_sni_is_closed_and_counted() {
     // A real TLS client fails its handshake the same way.
     let connector = client::connector(&mesh.pki, &[ISTIO_ALPN]);
     let sni = sni(PORT, "v3", REVIEWS);
-    assert!(client::tls_connect(&connector, mesh.gateway2.listener(15443), &sni).await.is_err());
+    assert!(
+        client::tls_connect(&connector, mesh.gateway2.listener(15443), &sni)
+            .await
+            .is_err()
+    );
     mesh.gateway2.wait_rejected("unknown_sni", 2.0).await;
     mesh.shutdown().await;
 }
@@ -230,7 +281,9 @@ async fn plain_http_is_closed_and_counted() {
 async fn hello_dribbled_one_byte_a_second_is_closed_and_counted() {
     let mesh = EastWest::start().await;
     let hello = client::client_hello(Some(&sni(PORT, "", REVIEWS)));
-    let stream = TcpStream::connect(mesh.gateway2.listener(15443)).await.unwrap();
+    let stream = TcpStream::connect(mesh.gateway2.listener(15443))
+        .await
+        .unwrap();
     let (mut read, mut write) = stream.into_split();
     let started = std::time::Instant::now();
     let dribble = tokio::spawn(async move {
@@ -242,11 +295,22 @@ async fn hello_dribbled_one_byte_a_second_is_closed_and_counted() {
         }
     });
     let mut buffer = [0u8; 16];
-    let closed = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut read, &mut buffer)).await;
+    let closed = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut read, &mut buffer),
+    )
+    .await;
     dribble.abort();
-    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the slow client must be closed: {closed:?}");
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the slow client must be closed: {closed:?}"
+    );
     // The ephemeral gateway allows 2 s for a whole ClientHello; the dribble needs minutes.
-    assert!(started.elapsed() >= Duration::from_millis(1900), "closed before the deadline: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "closed before the deadline: {:?}",
+        started.elapsed()
+    );
     mesh.gateway2.wait_rejected("hello_timeout", 1.0).await;
     assert_eq!(mesh.served(), [0; 4]);
     mesh.shutdown().await;
@@ -265,9 +329,17 @@ async fn backend_gone_mid_test_is_skipped_for_new_connections() {
     let served_by_a = mesh.v2_a.served();
     for _ in 0..8 {
         let backend = mesh.mesh_round_trip(&mesh.gateway2, "v2").await;
-        assert_eq!(backend.name(), "reviews-v2-a", "new connections must skip the stopped backend");
+        assert_eq!(
+            backend.name(),
+            "reviews-v2-a",
+            "new connections must skip the stopped backend"
+        );
     }
     assert_eq!(mesh.v2_a.served(), served_by_a + 8);
-    assert_eq!(mesh.v1_b.served(), 0, "the subset stays v2 even with one endpoint left");
+    assert_eq!(
+        mesh.v1_b.served(),
+        0,
+        "the subset stays v2 even with one endpoint left"
+    );
     mesh.shutdown().await;
 }

@@ -70,7 +70,9 @@ impl ServerCertVerifier for BackendVerifier {
 pub fn connector(pki: &Pki, alpn: &[&[u8]]) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     roots.add(pki.ca_der().clone()).unwrap();
-    let inner = WebPkiServerVerifier::builder(Arc::new(roots)).build().unwrap();
+    let inner = WebPkiServerVerifier::builder(Arc::new(roots))
+        .build()
+        .unwrap();
     let verifier = BackendVerifier {
         inner,
         name: ServerName::try_from(ANY_BACKEND).unwrap(),
@@ -99,12 +101,17 @@ pub async fn tls_connect(
 
 /// The end-entity certificate the server presented.
 pub fn peer_certificate(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
-    stream.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+    stream.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
 }
 
 /// Sends `line` and returns the answer line, without its newline.
 pub async fn round_trip<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, line: &str) -> String {
-    stream.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("{line}\n").as_bytes())
+        .await
+        .unwrap();
     stream.flush().await.unwrap();
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();

@@ -133,15 +133,29 @@ impl TestGateway {
 
     /// `isthmus_rejected_connections_total` for `reason`, summed over listeners and SNIs.
     pub async fn rejected(&self, reason: &str) -> f64 {
-        let (_, text) = admin::http_get(self.handle().admin_addresses().stats, "/stats/prometheus").await;
-        admin::metric_sum(&text, "isthmus_rejected_connections_total", &[("reason", reason)])
+        let (_, text) =
+            admin::http_get(self.handle().admin_addresses().stats, "/stats/prometheus").await;
+        admin::metric_sum(
+            &text,
+            "isthmus_rejected_connections_total",
+            &[("reason", reason)],
+        )
     }
 
     /// Waits until the rejection counter for `reason` reaches `count`.
     pub async fn wait_rejected(&self, reason: &str, count: f64) {
-        let what = format!("isthmus_rejected_connections_total{{reason=\"{reason}\"}} to reach {count}");
-        wait::until_true(&what, || async move { self.rejected(reason).await >= count }).await;
-        assert_eq!(self.rejected(reason).await, count, "{reason}: counted too often");
+        let what =
+            format!("isthmus_rejected_connections_total{{reason=\"{reason}\"}} to reach {count}");
+        wait::until_true(
+            &what,
+            || async move { self.rejected(reason).await >= count },
+        )
+        .await;
+        assert_eq!(
+            self.rejected(reason).await,
+            count,
+            "{reason}: counted too often"
+        );
     }
 
     pub async fn shutdown(mut self) {

@@ -41,7 +41,10 @@ impl MeshFiles {
     pub fn write(&self, relative: &str, contents: &str) {
         let target = self.path(relative);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        let staging = self.dir.path().join(format!(".staging-{}", relative.replace('/', "_")));
+        let staging = self
+            .dir
+            .path()
+            .join(format!(".staging-{}", relative.replace('/', "_")));
         std::fs::write(&staging, contents).unwrap();
         std::fs::rename(&staging, &target).unwrap();
     }

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod runtime;
+pub mod sidecar;
 pub mod tls;
 pub mod upstream;
 pub mod xds;

@@ -1,0 +1,70 @@
+//! Copying a proxied byte stream to and from its mesh mTLS upstream, counted under Istio's
+//! TCP metrics.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::metrics::{Metrics, SECURITY_MUTUAL_TLS, TcpLabels};
+use crate::proxy::copy_both_ways;
+
+/// Which side of the mesh call this proxy is, as Istio's `reporter` label says it.
+#[derive(Debug, Clone, Copy)]
+pub enum Reporter {
+    Source,
+    Destination,
+}
+
+impl Reporter {
+    fn label(self) -> &'static str {
+        match self {
+            Reporter::Source => crate::metrics::REPORTER_SOURCE,
+            Reporter::Destination => "destination",
+        }
+    }
+}
+
+/// Who the bytes are for, for the metric labels and the log line.
+pub struct TunnelLabels<'a> {
+    pub reporter: Reporter,
+    pub service: &'a str,
+    pub cluster: &'a str,
+    pub listener: &'a str,
+}
+
+/// Copies both ways until both sides are done; errors end the tunnel and are logged.
+pub async fn tunnel<D, U>(downstream: D, upstream: U, metrics: &Metrics, labels: &TunnelLabels<'_>)
+where
+    D: AsyncRead + AsyncWrite,
+    U: AsyncRead + AsyncWrite,
+{
+    let counters = metrics.connection_opened(&TcpLabels {
+        reporter: labels.reporter.label(),
+        destination_service: labels.service.to_owned(),
+        destination_cluster: labels.cluster.to_owned(),
+        request_protocol: "tcp",
+        connection_security_policy: SECURITY_MUTUAL_TLS,
+        listener: labels.listener.to_owned(),
+    });
+    let outcome = copy_both_ways(
+        tokio::io::split(downstream),
+        tokio::io::split(upstream),
+        &counters.received_bytes,
+        &counters.sent_bytes,
+    )
+    .await;
+    counters.closed.inc();
+    match outcome {
+        Ok(moved) => tracing::debug!(
+            listener = labels.listener,
+            cluster = labels.cluster,
+            received = moved.received,
+            sent = moved.sent,
+            "tunnel closed"
+        ),
+        Err(error) => tracing::debug!(
+            listener = labels.listener,
+            cluster = labels.cluster,
+            %error,
+            "tunnel ended with an error"
+        ),
+    }
+}

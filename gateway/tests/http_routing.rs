@@ -1,6 +1,8 @@
 //! Conformance A1–A5 at the gateway level: plaintext HTTP servers, host and route choice,
 //! h2c, and the answers for unrouted requests and services without endpoints. httpbin under
 //! gunicorn is the backend, curl the client.
+// Helpers outside #[test] functions unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod http_support;
 

@@ -90,6 +90,8 @@ impl Httpbin {
 pub struct Counting {
     pub address: SocketAddr,
     pub requests: Arc<AtomicUsize>,
+    /// Request lines seen, in order.
+    pub lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Counting {
@@ -98,12 +100,15 @@ impl Counting {
         let address = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&requests);
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&lines);
         tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
                 let counter = Arc::clone(&counter);
+                let seen = Arc::clone(&seen);
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -125,12 +130,25 @@ impl Counting {
                                         .then(|| v.trim().parse().ok())?
                                 })
                                 .unwrap_or(0);
-                            if buffer.len() < end + 4 + length {
+                            let chunked = head
+                                .to_ascii_lowercase()
+                                .contains("transfer-encoding: chunked");
+                            let total = if chunked {
+                                // Only the empty chunked body the tests send: "0\r\n\r\n".
+                                match find(&buffer[end + 4..], b"0\r\n\r\n") {
+                                    Some(at) => end + 4 + at + 5,
+                                    None => break,
+                                }
+                            } else {
+                                end + 4 + length
+                            };
+                            if buffer.len() < total {
                                 break;
                             }
-                            buffer.drain(..end + 4 + length);
+                            buffer.drain(..total);
                             counter.fetch_add(1, Ordering::SeqCst);
                             let line = head.lines().next().unwrap_or("").to_owned();
+                            seen.lock().unwrap().push(line.clone());
                             let host = head
                                 .lines()
                                 .find_map(|l| {
@@ -152,7 +170,15 @@ impl Counting {
                 });
             }
         });
-        Counting { address, requests }
+        Counting {
+            address,
+            requests,
+            lines,
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
     }
 
     pub fn count(&self) -> usize {

@@ -3,31 +3,14 @@
 
 mod sidecar_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use certs::{Identity, RotatingCert};
-use gateway::sidecar::{AppProtocol, MeshTls};
+use gateway::sidecar::AppProtocol;
 use rustls_pki_types::ServerName;
 use sidecar_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-
-/// A sidecar identity issued under a different root, that nevertheless trusts `trusted` too
-/// (so the refusal tested is the server's, not the client's).
-fn foreign_tls(trusted: &MeshPki) -> Arc<MeshTls> {
-    let foreign = MeshPki::new();
-    let identity = Identity::new(TRUST_DOMAIN, "default", "bookinfo-productpage").unwrap();
-    let issued = foreign
-        .cluster1
-        .issue_workload(&identity, Duration::from_secs(3600))
-        .unwrap();
-    let rotating = Arc::new(RotatingCert::new(issued.certified_key().unwrap()).unwrap());
-    let mut roots = foreign.root.roots().to_vec();
-    roots.extend(trusted.root.roots().iter().cloned());
-    Arc::new(MeshTls::new(rotating, roots).unwrap())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_from_a_foreign_root_is_refused_at_the_inbound_handshake() {
@@ -41,7 +24,7 @@ async fn a_client_certificate_from_a_foreign_root_is_refused_at_the_inbound_hand
     let endpoint = server.inbound_addresses()[0];
 
     // Straight at the inbound port with Istio's ALPN and SNI, as a real peer would come.
-    let foreign = foreign_tls(&pki);
+    let foreign = pki.foreign_tls();
     let connector = TlsConnector::from(foreign.client_config(None, b"istio-http/1.1").unwrap());
     let name = ServerName::try_from(format!("outbound_.9080_._.{REVIEWS}")).unwrap();
     let tcp = TcpStream::connect(endpoint).await.unwrap();

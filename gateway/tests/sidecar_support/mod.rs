@@ -66,6 +66,23 @@ impl MeshPki {
     }
 }
 
+impl MeshPki {
+    /// `bookinfo-productpage` issued under a different root, trusting this mesh's root too,
+    /// so a refusal it meets is the server's, not its own.
+    pub fn foreign_tls(&self) -> Arc<MeshTls> {
+        let foreign = MeshPki::new();
+        let identity = Identity::new(TRUST_DOMAIN, "default", "bookinfo-productpage").unwrap();
+        let issued = foreign
+            .cluster1
+            .issue_workload(&identity, Duration::from_secs(3600))
+            .unwrap();
+        let rotating = Arc::new(RotatingCert::new(issued.certified_key().unwrap()).unwrap());
+        let mut roots = foreign.root.roots().to_vec();
+        roots.extend(self.root.roots().iter().cloned());
+        Arc::new(MeshTls::new(rotating, roots).unwrap())
+    }
+}
+
 pub fn spiffe(service_account: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/ns/default/sa/{service_account}")
 }

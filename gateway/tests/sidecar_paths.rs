@@ -188,7 +188,7 @@ async fn a_remote_network_is_reached_through_its_auto_passthrough_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_subset_header_selects_only_that_subsets_endpoints_and_both_networks_share_the_rest() {
+async fn the_subset_header_selects_only_that_subsets_endpoints_and_without_it_calls_spread() {
     let pki = MeshPki::new();
     let v1 = App::http_echo("v1").await;
     let v2 = App::http_echo("v2").await;
@@ -269,6 +269,90 @@ async fn the_subset_header_selects_only_that_subsets_endpoints_and_both_networks
     assert_eq!(
         landed,
         BTreeMap::from([("app=v1".to_owned(), 2), ("app=v2".to_owned(), 2)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_endpoints_in_both_networks_calls_land_in_both_by_weight() {
+    let pki = MeshPki::new();
+    let local_app = App::http_echo("network-1").await;
+    let remote_app = App::http_echo("network-2").await;
+    let local = sidecar(
+        pki.mesh_tls(&pki.cluster1, "bookinfo-reviews"),
+        vec![inbound(
+            [127, 0, 0, 10],
+            local_app.address,
+            AppProtocol::Http,
+        )],
+    )
+    .await;
+    let remote = sidecar(
+        pki.mesh_tls(&pki.cluster2, "bookinfo-reviews"),
+        vec![inbound(
+            [127, 0, 0, 11],
+            remote_app.address,
+            AppProtocol::Http,
+        )],
+    )
+    .await;
+    let gateway = gateway::Gateway::start(GatewayOptions {
+        network: Some("network-2".into()),
+        listener_address: Some([127, 0, 0, 12].into()),
+        ..GatewayOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let backend = remote.inbound_addresses()[0];
+    let gateway_cluster = proto::Cluster {
+        endpoints: vec![proto::Endpoint {
+            address: backend.ip().to_string(),
+            port: u32::from(backend.port()),
+            weight: 1,
+            network: "network-2".into(),
+            ..Default::default()
+        }],
+        ..cluster(9080, "", REVIEWS, vec![])
+    };
+    let sni = format!("outbound_.9080_._.{REVIEWS}");
+    gateway
+        .apply(proto::GatewayConfig {
+            listeners: vec![auto_passthrough(15443, &sni, &gateway_cluster.name)],
+            ..config(vec![gateway_cluster])
+        })
+        .unwrap();
+
+    // The split-horizon view: one local workload, two remote ones behind the gateway (weight 2).
+    let client = sidecar(pki.mesh_tls(&pki.cluster1, "bookinfo-productpage"), vec![]).await;
+    client
+        .apply(config(vec![cluster(
+            9080,
+            "",
+            REVIEWS,
+            vec![
+                direct(local.inbound_addresses()[0], "bookinfo-reviews"),
+                via_gateway(gateway.listener_address(15443).unwrap(), 2),
+            ],
+        )]))
+        .unwrap();
+    let mut landed = BTreeMap::new();
+    for _ in 0..9 {
+        let (status, body) = proxy_get(
+            client.outbound_address(),
+            &format!("http://{REVIEWS}:9080/"),
+            &[],
+        )
+        .await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}: {body}");
+        *landed
+            .entry(body.lines().next().unwrap_or_default().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        landed,
+        BTreeMap::from([
+            ("app=network-1".to_owned(), 3),
+            ("app=network-2".to_owned(), 6)
+        ])
     );
 }
 

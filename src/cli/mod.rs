@@ -1,9 +1,11 @@
 //! Command-line parsing and dispatch.
 
 mod certs;
+mod demo;
 mod discovery;
 mod gateway;
 mod proxy_config;
+mod sidecar;
 mod validate;
 
 use std::process::ExitCode;
@@ -30,12 +32,16 @@ pub enum LogFormat {
 enum Command {
     /// Check Istio and Kubernetes YAML the way discovery will, printing every problem.
     Validate(validate::Args),
+    /// Bring up two clusters on two networks on this machine and make cross-network calls.
+    Demo(demo::Args),
     /// Create a root CA and one intermediate CA per cluster, in Istio's file layout.
     Certs(certs::Args),
     /// Run discovery: read the mesh, translate, push each gateway its configuration.
     Discovery(discovery::Args),
     /// Run a gateway that subscribes to discovery.
     Gateway(gateway::Args),
+    /// Run a workload proxy: an outbound HTTP proxy port and mTLS inbound ports for one app.
+    Sidecar(sidecar::Args),
     /// Show a running gateway's listeners, clusters or endpoints.
     ProxyConfig(proxy_config::Args),
 }
@@ -43,9 +49,11 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Discovery(args) => discovery::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Sidecar(args) => sidecar::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
     }
 }

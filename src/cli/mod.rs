@@ -1,7 +1,6 @@
 //! Command-line parsing and dispatch.
 
 mod certs;
-mod demo;
 mod discovery;
 mod gateway;
 mod proxy_config;
@@ -32,8 +31,6 @@ pub enum LogFormat {
 enum Command {
     /// Check Istio and Kubernetes YAML the way discovery will, printing every problem.
     Validate(validate::Args),
-    /// Bring up two clusters on two networks on this machine and make cross-network calls.
-    Demo(demo::Args),
     /// Create a root CA and one intermediate CA per cluster, in Istio's file layout.
     Certs(certs::Args),
     /// Run discovery: read the mesh, translate, push each gateway its configuration.
@@ -49,7 +46,6 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
-        Command::Demo(args) => demo::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Discovery(args) => discovery::run(args),
         Command::Gateway(args) => gateway::run(args),

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod certs;
+mod demo;
 mod discovery;
 mod gateway;
 mod proxy_config;
@@ -31,6 +32,8 @@ pub enum LogFormat {
 enum Command {
     /// Check Istio and Kubernetes YAML the way discovery will, printing every problem.
     Validate(validate::Args),
+    /// Bring up two clusters on two networks on this machine and make cross-network calls.
+    Demo(demo::Args),
     /// Create a root CA and one intermediate CA per cluster, in Istio's file layout.
     Certs(certs::Args),
     /// Run discovery: read the mesh, translate, push each gateway its configuration.
@@ -46,6 +49,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Discovery(args) => discovery::run(args),
         Command::Gateway(args) => gateway::run(args),

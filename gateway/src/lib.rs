@@ -18,4 +18,4 @@ pub mod tls;
 pub mod upstream;
 pub mod xds;
 
-pub use runtime::{Gateway, GatewayHandle, GatewayOptions, StartError};
+pub use runtime::{Gateway, GatewayHandle, GatewayOptions, MeshIdentity, StartError};

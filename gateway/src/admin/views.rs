@@ -72,7 +72,20 @@ pub fn listeners(gateway: &Gateway) -> Vec<ListenerView> {
                 .iter()
                 .find(|b| b.key == routes.key)
                 .map(|b| b.local_addr.to_string()),
-            matches: listener_matches(routes),
+            matches: {
+                let mut matches = listener_matches(routes);
+                matches.extend(
+                    config
+                        .rejected_servers
+                        .iter()
+                        .filter(|r| r.listener == routes.name)
+                        .map(|r| MatchView {
+                            matcher: format!("SERVER: {}", r.server),
+                            destination: format!("REJECTED: {}", r.reason),
+                        }),
+                );
+                matches
+            },
         })
         .collect()
 }

@@ -343,9 +343,9 @@ impl ListenerRoutes {
         self.http.get(best)
     }
 
-    /// The terminating server for an SNI (lowercase); without SNI, the first server whose
-    /// hosts include `*`, else the first one (a client that sends no SNI still gets served
-    /// by the port, as with Envoy's default filter chain).
+    /// The terminating server for an SNI (lowercase); without SNI, only a server whose
+    /// hosts include `*` (as Istio's filter chains match `server_names`: a client without
+    /// SNI reaches no host-specific server).
     pub fn terminating_server_for(&self, sni: Option<&str>) -> Option<&TerminatingServer> {
         match sni {
             Some(sni) => {
@@ -356,8 +356,7 @@ impl ListenerRoutes {
             None => self
                 .terminating
                 .iter()
-                .find(|s| s.hosts.contains(&HostPattern::Any))
-                .or(self.terminating.first()),
+                .find(|s| s.hosts.is_empty() || s.hosts.contains(&HostPattern::Any)),
         }
     }
 }

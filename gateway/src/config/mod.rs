@@ -79,6 +79,10 @@ pub struct RuntimeConfig {
     /// TLS origination per cluster name, built at apply time from `Cluster.tls` and the
     /// credentials (file IO), so requests never load certificates.
     pub upstream_tls: HashMap<String, crate::http::OriginationTls>,
+    /// Server TLS per listener with terminating servers, built at apply time.
+    pub tls: HashMap<ListenerKey, Arc<crate::tls::ListenerTls>>,
+    /// Servers (and clusters' TLS) left out of service at apply time, with the reason.
+    pub rejected_servers: Vec<crate::tls::ServerRejection>,
 }
 
 impl RuntimeConfig {
@@ -91,6 +95,8 @@ impl RuntimeConfig {
             clusters: HashMap::new(),
             route_tables: HashMap::new(),
             upstream_tls: HashMap::new(),
+            tls: HashMap::new(),
+            rejected_servers: Vec::new(),
         }
     }
 
@@ -152,6 +158,8 @@ impl RuntimeConfig {
             clusters,
             route_tables,
             upstream_tls: HashMap::new(),
+            tls: HashMap::new(),
+            rejected_servers: Vec::new(),
         })
     }
 

@@ -21,13 +21,18 @@ pub enum RejectReason {
     MalformedHello,
     NoHealthyEndpoint,
     ConnectFailed,
-    /// The listener's servers need HTTP serving or TLS termination, which this data plane
-    /// does not do yet.
+    /// The listener's servers are of a kind this data plane does not serve.
     UnsupportedServer,
+    /// The TLS handshake with the client failed (no shared version or cipher, a client
+    /// certificate refused by the server's policy, a client that gave up).
+    TlsHandshake,
+    /// The SNI picked a server whose TLS was rejected at apply (e.g. its credential does not
+    /// load).
+    ServerRejected,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::NotTls,
         RejectReason::NoSni,
         RejectReason::UnknownSni,
@@ -38,6 +43,8 @@ impl RejectReason {
         RejectReason::NoHealthyEndpoint,
         RejectReason::ConnectFailed,
         RejectReason::UnsupportedServer,
+        RejectReason::TlsHandshake,
+        RejectReason::ServerRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +59,8 @@ impl RejectReason {
             RejectReason::NoHealthyEndpoint => "no_healthy_endpoint",
             RejectReason::ConnectFailed => "connect_failed",
             RejectReason::UnsupportedServer => "unsupported_server",
+            RejectReason::TlsHandshake => "tls_handshake",
+            RejectReason::ServerRejected => "server_rejected",
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxySettings};
 use crate::upstream::Upstreams;
 
-pub use options::GatewayOptions;
+pub use options::{GatewayOptions, MeshIdentity};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -49,6 +49,9 @@ struct Inner {
     listeners: Mutex<ListenerSet>,
     ready: AtomicBool,
     data_plane: Handle,
+    credentials: crate::tls::CredentialCache,
+    origination_cache:
+        Mutex<std::collections::HashMap<String, (String, crate::http::OriginationTls)>>,
 }
 
 /// Owns what [`Gateway::start`] started; [`GatewayHandle::shutdown`] stops it gracefully.
@@ -100,6 +103,8 @@ impl Gateway {
                 listeners: Mutex::new(ListenerSet::default()),
                 ready: AtomicBool::new(false),
                 data_plane: data_runtime.handle().clone(),
+                credentials: crate::tls::CredentialCache::default(),
+                origination_cache: Mutex::new(std::collections::HashMap::new()),
                 options,
             }),
         };
@@ -130,10 +135,11 @@ impl Gateway {
             inner.metrics.config_rejected();
             Err(reasons)
         };
-        let runtime = match RuntimeConfig::build(config) {
+        let mut runtime = match RuntimeConfig::build(config) {
             Ok(runtime) => runtime,
             Err(errors) => return refuse(errors.iter().map(ToString::to_string).collect()),
         };
+        self.prepare_tls(&mut runtime);
         let prepared = match listeners.prepare(&runtime, &self.placement(), &inner.data_plane) {
             Ok(prepared) => prepared,
             Err(errors) => return refuse(errors.iter().map(ToString::to_string).collect()),
@@ -189,6 +195,53 @@ impl Gateway {
             .into_iter()
             .find(|listener| listener.key.port == port)
             .map(|listener| listener.local_addr)
+    }
+
+    /// Loads credentials and builds server TLS and TLS origination for `runtime`. Problems
+    /// reject single servers or clusters (recorded in `rejected_servers`), never the push:
+    /// the rest of the configuration is served.
+    fn prepare_tls(&self, runtime: &mut RuntimeConfig) {
+        let inner = &self.inner;
+        let mesh = inner
+            .options
+            .mesh_identity
+            .as_ref()
+            .map(crate::tls::load_mesh);
+        let mesh_error = mesh.as_ref().and_then(|m| m.as_ref().err().cloned());
+        let mesh = mesh.and_then(Result::ok);
+        if let Some(error) = &mesh_error {
+            tracing::warn!(%error, "mesh identity unavailable; ISTIO_MUTUAL servers and origination are rejected");
+        }
+        let (tables, mut rejected) = crate::tls::build(runtime, &inner.credentials, mesh.as_ref());
+        let (origination, cluster_rejections) = crate::tls::build_origination(
+            runtime,
+            &inner.credentials,
+            mesh.as_ref(),
+            &inner.origination_cache,
+        );
+        rejected.extend(cluster_rejections);
+        if let Some(error) = mesh_error {
+            for rejection in &mut rejected {
+                if rejection.reason.contains("mesh identity") {
+                    rejection.reason = format!("{}; {error}", rejection.reason);
+                }
+            }
+        }
+        let names: std::collections::HashSet<&str> = runtime
+            .source
+            .credentials
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        inner.credentials.retain(&names);
+        inner.metrics.set_rejected_servers(
+            rejected
+                .iter()
+                .map(|r| (r.listener.as_str(), r.server.as_str())),
+        );
+        runtime.tls = tables;
+        runtime.upstream_tls = origination;
+        runtime.rejected_servers = rejected;
     }
 
     pub(crate) fn upstreams(&self) -> &Upstreams {

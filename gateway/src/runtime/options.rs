@@ -2,7 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The gateway's own mesh certificate (SPIFFE identity) as PEM files, for ISTIO_MUTUAL
+/// servers and ISTIO_MUTUAL origination. Read at every apply, so rotated files are picked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshIdentity {
+    pub cert_chain: PathBuf,
+    pub private_key: PathBuf,
+    /// The mesh root(s) that peers' certificates must chain to.
+    pub roots: PathBuf,
+}
 
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
@@ -32,6 +43,8 @@ pub struct GatewayOptions {
     pub max_request_header_bytes: usize,
     /// How long an HTTP client may take to send a request's headers (slowloris guard).
     pub http_header_read_timeout: Duration,
+    /// Without one, ISTIO_MUTUAL servers are rejected at apply with that reason.
+    pub mesh_identity: Option<MeshIdentity>,
 }
 
 impl Default for GatewayOptions {
@@ -51,6 +64,7 @@ impl Default for GatewayOptions {
             data_plane_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_request_header_bytes: 60 * 1024,
             http_header_read_timeout: Duration::from_secs(10),
+            mesh_identity: None,
         }
     }
 }

@@ -473,3 +473,177 @@ pub fn headers_map(pairs: &[(&str, proto::StringMatch)]) -> BTreeMap<String, pro
         .map(|(k, v)| ((*k).into(), v.clone()))
         .collect()
 }
+
+// === certificates ===
+
+/// A CA and the PEM files of certificates it issued, in a temporary directory.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+    pub authority: certs::Authority,
+}
+
+/// PEM file paths of one issued certificate.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert: String,
+    pub key: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl Certs {
+    pub fn new(trust_domain: &str) -> Certs {
+        let validity = certs::Validity::starting_now(Duration::from_secs(24 * 3600));
+        let authority = certs::Authority::generate_root(trust_domain, validity).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("root.pem"), authority.root_pem()).unwrap();
+        Certs { dir, authority }
+    }
+
+    pub fn root(&self) -> String {
+        self.path("root.pem")
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn write(&self, file: &str, issued: certs::IssuedCert) -> Issued {
+        let cert = self.path(&format!("{file}.crt"));
+        let key = self.path(&format!("{file}.key"));
+        std::fs::write(&cert, &issued.chain_pem).unwrap();
+        std::fs::write(&key, &issued.key_pem).unwrap();
+        Issued {
+            cert,
+            key,
+            chain_pem: issued.chain_pem,
+            key_pem: issued.key_pem,
+        }
+    }
+
+    /// A certificate with DNS SANs `names`, written to `<file>.crt` / `<file>.key`.
+    pub fn dns(&self, file: &str, names: &[&str]) -> Issued {
+        let validity = certs::Validity::starting_now(Duration::from_secs(24 * 3600));
+        let issued = self
+            .authority
+            .issue(&certs::LeafSpec::for_dns_names(names, validity))
+            .unwrap();
+        self.write(file, issued)
+    }
+
+    /// A mesh certificate for `spiffe://<td>/ns/<ns>/sa/<sa>`.
+    pub fn mesh(&self, file: &str, namespace: &str, service_account: &str) -> Issued {
+        let identity = certs::Identity::new("cluster.local", namespace, service_account).unwrap();
+        let issued = self
+            .authority
+            .issue_workload(&identity, Duration::from_secs(3600))
+            .unwrap();
+        self.write(file, issued)
+    }
+}
+
+pub fn file_credential(name: &str, issued: &Issued, ca: &str) -> proto::TlsCredential {
+    proto::TlsCredential {
+        name: name.into(),
+        source: Some(proto::tls_credential::Source::Files(
+            proto::CredentialFiles {
+                certificate_chain: issued.cert.clone(),
+                private_key: issued.key.clone(),
+                ca_certificates: ca.into(),
+            },
+        )),
+    }
+}
+
+pub fn pem_credential(name: &str, issued: &Issued, ca_pem: &str) -> proto::TlsCredential {
+    proto::TlsCredential {
+        name: name.into(),
+        source: Some(proto::tls_credential::Source::Pem(proto::CredentialPem {
+            certificate_chain: issued.chain_pem.clone(),
+            private_key: issued.key_pem.clone(),
+            ca_certificates: ca_pem.into(),
+        })),
+    }
+}
+
+/// `openssl s_client` against `address` with `servername`; returns its stdout and stderr.
+pub async fn s_client(
+    address: SocketAddr,
+    servername: &str,
+    extra: &[&str],
+    stdin: &[u8],
+) -> String {
+    let sni: Vec<&str> = if servername.is_empty() {
+        vec!["-noservername"]
+    } else {
+        vec!["-servername", servername]
+    };
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &address.to_string()])
+        .args(sni)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).await.unwrap();
+    // Give the server time to answer before EOF closes the session.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("openssl s_client finishes")
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A TCP echo backend.
+pub async fn echo_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    address
+}
+
+pub fn tls_listener(port: u16, servers: Vec<proto::Server>) -> proto::Listener {
+    listener(port, servers)
+}
+
+pub fn tls_tcp_server(
+    name: &str,
+    hosts: &[&str],
+    tls: proto::ServerTls,
+    cluster: &str,
+) -> proto::Server {
+    proto::Server {
+        name: name.into(),
+        protocol: Protocol::Tls as i32,
+        hosts: hosts.iter().map(|h| (*h).into()).collect(),
+        tls: Some(tls),
+        routing: Some(Routing::TcpRoutes(proto::TcpRoutes {
+            routes: vec![proto::TcpRoute {
+                destinations: vec![proto::WeightedCluster {
+                    cluster: cluster.into(),
+                    weight: 100,
+                }],
+            }],
+        })),
+    }
+}

@@ -108,6 +108,24 @@ async fn http_proxy_request_reaches_the_app_with_the_callers_spiffe_identity() {
     );
     // Proxy plumbing stays between the app and its sidecar.
     assert!(echoed(&body, "proxy-connection").is_empty());
+    // Both sides count the request under Istio's metric, each from its own point of view.
+    let requests = |handle, reporter| {
+        metric(
+            handle,
+            "istio_requests_total",
+            &[
+                ("reporter", reporter),
+                ("response_code", "200"),
+                ("response_flags", "-"),
+            ],
+        )
+    };
+    assert_eq!(requests(&client, "source"), 1.0);
+    assert_eq!(requests(&server, "destination"), 1.0);
+    assert_eq!(
+        requests(&client, "destination") + requests(&server, "source"),
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,6 +162,13 @@ async fn targets_outside_the_mesh_get_an_error_and_no_connection_is_made() {
         0,
         "a refused target must not open any connection"
     );
+    // Five refused absolute-form requests, counted as no-route; refused CONNECTs too.
+    let no_route = metric(
+        &client,
+        "istio_requests_total",
+        &[("response_code", "404"), ("response_flags", "NR")],
+    );
+    assert_eq!(no_route, 10.0);
     let metrics = server.gateway().metrics().encode();
     assert!(
         !metrics.contains("destination"),
@@ -202,4 +209,48 @@ async fn a_client_cannot_spoof_x_forwarded_client_cert() {
         xfcc[0].ends_with(&format!(";URI={}", spiffe("bookinfo-productpage"))),
         "{xfcc:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_endpoint_must_present_its_service_accounts_identity() {
+    let pki = MeshPki::new();
+    let app = App::http_echo("reviews-v1").await;
+    // The workload behind the endpoint is reviews, but discovery says the pod runs as details.
+    let server = sidecar(
+        pki.mesh_tls(&pki.cluster1, "bookinfo-reviews"),
+        vec![inbound([127, 0, 0, 13], app.address, AppProtocol::Http)],
+    )
+    .await;
+    let client = sidecar(pki.mesh_tls(&pki.cluster1, "bookinfo-productpage"), vec![]).await;
+    let endpoint = server.inbound_addresses()[0];
+    let url = format!("http://{REVIEWS}:9080/");
+    client
+        .apply(config(vec![cluster(
+            9080,
+            "",
+            REVIEWS,
+            vec![direct(endpoint, "bookinfo-details")],
+        )]))
+        .unwrap();
+    let (status, body) = proxy_get(client.outbound_address(), &url, &[]).await;
+    assert!(status.starts_with("HTTP/1.1 502"), "{status}: {body}");
+    assert!(body.contains("mTLS handshake with"), "{body}");
+    assert_eq!(app.accepted(), 0);
+
+    // The right service account, or none known: the same endpoint is accepted.
+    for service_account in ["bookinfo-reviews", ""] {
+        client
+            .apply(config(vec![cluster(
+                9080,
+                "",
+                REVIEWS,
+                vec![direct(endpoint, service_account)],
+            )]))
+            .unwrap();
+        let (status, body) = proxy_get(client.outbound_address(), &url, &[]).await;
+        assert!(
+            status.starts_with("HTTP/1.1 200"),
+            "{service_account:?}: {status}: {body}"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use certs::Identity;
 use http::{Request, Response, StatusCode};
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::identity::MeshTls;
 use super::options::{AppProtocol, InboundSpec};
 use super::outbound::{ProxyBody, error_response};
-use super::tunnel::{Reporter, TunnelLabels, tunnel};
+use super::tunnel::{Reporter, TunnelLabels, count_request, tunnel};
 use super::xfcc::client_cert_value;
 use crate::http::headers::{X_FORWARDED_CLIENT_CERT, remove_hop_by_hop};
 use crate::metrics::Metrics;
@@ -175,6 +175,7 @@ async fn forward(
     caller: &Caller,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let started = Instant::now();
     let app = inbound.spec.app;
     let (mut parts, body) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers);
@@ -207,16 +208,28 @@ async fn forward(
             .map_err(|source| InboundError::AppHttp { app, source })
     }
     .await;
-    match result {
+    let (response, local) = match result {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             remove_hop_by_hop(&mut parts.headers);
             tracing::info!(listener = %inbound.name, caller = %caller.identity, status = parts.status.as_u16(), "inbound request");
-            Response::from_parts(parts, body.boxed())
+            (Response::from_parts(parts, body.boxed()), false)
         }
         Err(error) => {
             tracing::warn!(listener = %inbound.name, caller = %caller.identity, %error, "inbound request failed");
-            error_response(StatusCode::BAD_GATEWAY, &error.to_string())
+            (
+                error_response(StatusCode::BAD_GATEWAY, &error.to_string()),
+                true,
+            )
         }
-    }
+    };
+    let app_name = app.to_string();
+    let labels = TunnelLabels {
+        reporter: Reporter::Destination,
+        service: &app_name,
+        cluster: &inbound.name,
+        listener: &inbound.name,
+    };
+    count_request(&inbound.metrics, &labels, response.status(), local, started);
+    response
 }

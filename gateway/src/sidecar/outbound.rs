@@ -13,6 +13,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
@@ -28,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::dial::{DialError, Dialer};
 use super::identity::{ALPN_HTTP1, ALPN_TCP};
 use super::target::{MeshTarget, SUBSET_HEADER, TargetError};
-use super::tunnel::{Reporter, TunnelLabels, tunnel};
+use super::tunnel::{Reporter, TunnelLabels, count_request, tunnel};
 use crate::http::headers::remove_hop_by_hop;
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -117,24 +118,45 @@ async fn handle(
     request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
+    let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
-    let result = if method == Method::CONNECT {
+    let is_connect = method == Method::CONNECT;
+    let target = target_of(outbound, &request, if is_connect { 0 } else { 80 }).ok();
+    let result = if is_connect {
         connect(outbound, request).await
     } else {
         forward(outbound, request).await
     };
-    match result {
+    let (response, local) = match result {
         Ok(response) => {
             tracing::info!(listener = LISTENER, %peer, %method, %uri, status = response.status().as_u16(), "proxied");
-            response
+            (response, false)
         }
         Err(error) => {
             let status = error.status();
             tracing::info!(listener = LISTENER, %peer, %method, %uri, status = status.as_u16(), %error, "refused");
-            error_response(status, &error.to_string())
+            (error_response(status, &error.to_string()), true)
         }
+    };
+    // A tunnel's bytes are counted by the TCP metrics; its CONNECT is not an HTTP request.
+    if !is_connect || local {
+        let cluster = target.as_ref().map(MeshTarget::cluster_name);
+        let labels = TunnelLabels {
+            reporter: Reporter::Source,
+            service: target.as_ref().map_or("unknown", |t| t.key.host()),
+            cluster: cluster.as_deref().unwrap_or("unknown"),
+            listener: LISTENER,
+        };
+        count_request(
+            outbound.dialer.gateway.metrics(),
+            &labels,
+            response.status(),
+            local,
+            started,
+        );
     }
+    response
 }
 
 fn target_of(

@@ -14,7 +14,7 @@ pub enum Reporter {
 }
 
 impl Reporter {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Reporter::Source => crate::metrics::REPORTER_SOURCE,
             Reporter::Destination => "destination",
@@ -67,4 +67,42 @@ where
             "tunnel ended with an error"
         ),
     }
+}
+
+/// Envoy's response flag for a status the sidecar itself produced or relayed, so refusals are
+/// told apart from application errors on dashboards.
+pub fn response_flags(status: http::StatusCode, local: bool) -> &'static str {
+    if !local {
+        return "-";
+    }
+    match status.as_u16() {
+        404 => "NR",
+        503 => "UH",
+        502 => "UF",
+        400 => "DPE",
+        _ => "-",
+    }
+}
+
+/// Counts one HTTP request in `istio_requests_total` and its duration histogram.
+pub fn count_request(
+    metrics: &Metrics,
+    labels: &TunnelLabels<'_>,
+    status: http::StatusCode,
+    local: bool,
+    started: std::time::Instant,
+) {
+    metrics.request_served(
+        &crate::metrics::RequestLabels {
+            reporter: labels.reporter.label(),
+            destination_service: labels.service.to_owned(),
+            destination_cluster: labels.cluster.to_owned(),
+            request_protocol: "http",
+            response_code: status.as_u16(),
+            response_flags: response_flags(status, local),
+            connection_security_policy: SECURITY_MUTUAL_TLS,
+            listener: labels.listener.to_owned(),
+        },
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
 }

@@ -337,3 +337,17 @@ pub async fn read_line(stream: &mut TcpStream) -> String {
     BufReader::new(stream).read_line(&mut line).await.unwrap();
     line
 }
+
+/// The sum of `name` samples whose labels include every `labels` pair.
+pub fn metric(handle: &SidecarHandle, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = handle.gateway().metrics().encode();
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}

@@ -122,11 +122,13 @@ async fn handle(
     let method = request.method().clone();
     let uri = request.uri().clone();
     let is_connect = method == Method::CONNECT;
-    let target = target_of(outbound, &request, if is_connect { 0 } else { 80 }).ok();
-    let result = if is_connect {
-        connect(outbound, request).await
-    } else {
-        forward(outbound, request).await
+    // CONNECT has no default port; an absolute http:// URI defaults to 80.
+    let parsed = target_of(outbound, &request, if is_connect { 0 } else { 80 });
+    let target = parsed.as_ref().ok().cloned();
+    let result = match parsed {
+        Err(error) => Err(error),
+        Ok(target) if is_connect => connect(outbound, request, target).await,
+        Ok(target) => forward(outbound, request, target).await,
     };
     let (response, local) = match result {
         Ok(response) => {
@@ -180,8 +182,8 @@ fn target_of(
 async fn connect(
     outbound: &Outbound,
     request: Request<Incoming>,
+    target: MeshTarget,
 ) -> Result<Response<ProxyBody>, OutboundError> {
-    let target = target_of(outbound, &request, 0)?;
     let dialled = outbound.dialer.dial(&target, ALPN_TCP).await?;
     let metrics = outbound.dialer.gateway.metrics().clone();
     let service = target.key.host().to_owned();
@@ -208,8 +210,10 @@ async fn connect(
 async fn forward(
     outbound: &Outbound,
     request: Request<Incoming>,
+    target: MeshTarget,
 ) -> Result<Response<ProxyBody>, OutboundError> {
     match request.uri().scheme_str() {
+        // `GET host:port` (authority form) is only meaningful for CONNECT.
         None => return Err(OutboundError::NotAProxyRequest),
         Some("http") => {}
         Some(other) => {
@@ -218,22 +222,22 @@ async fn forward(
             });
         }
     }
-    let target = target_of(outbound, &request, 80)?;
     let dialled = outbound.dialer.dial(&target, ALPN_HTTP1).await?;
+    let (cluster, address) = (dialled.cluster, dialled.address);
     let upstream_error = |source| OutboundError::Upstream {
-        cluster: dialled.cluster.clone(),
-        address: dialled.address,
+        cluster: cluster.clone(),
+        address,
         source,
     };
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(dialled.stream))
             .await
             .map_err(upstream_error)?;
-    let cluster = dialled.cluster.clone();
     let active = dialled.active;
+    let connection_cluster = cluster.clone();
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::debug!(listener = LISTENER, %cluster, %error, "upstream HTTP connection ended with an error");
+            tracing::debug!(listener = LISTENER, cluster = %connection_cluster, %error, "upstream HTTP connection ended with an error");
         }
         drop(active);
     });
@@ -250,11 +254,7 @@ async fn forward(
     let response = sender
         .send_request(Request::from_parts(parts, body))
         .await
-        .map_err(|source| OutboundError::Upstream {
-            cluster: dialled.cluster.clone(),
-            address: dialled.address,
-            source,
-        })?;
+        .map_err(upstream_error)?;
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, body.boxed()))

@@ -145,10 +145,10 @@ async fn short_lived_certificates_rotate_under_traffic_without_failures() {
         if let Err(error) = outcome {
             failures.push(format!("{message} at {:?}: {error}", started.elapsed()));
         }
-        if requests % 10 == 0 {
-            if let Err(error) = round_trip(&mut long_lived, &message).await {
-                failures.push(format!("long-lived {message}: {error}"));
-            }
+        if requests.is_multiple_of(10)
+            && let Err(error) = round_trip(&mut long_lived, &message).await
+        {
+            failures.push(format!("long-lived {message}: {error}"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

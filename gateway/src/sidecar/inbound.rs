@@ -108,24 +108,20 @@ async fn serve_connection(
             }
         };
     let (_, connection) = stream.get_ref();
-    let caller = match (
-        certs::peer_identity(connection),
-        connection
-            .peer_certificates()
-            .and_then(|chain| chain.first()),
-    ) {
-        (Ok(identity), Some(leaf)) => Caller {
+    let chain = connection.peer_certificates().unwrap_or_default();
+    let caller = match certs::identity_of_chain(chain) {
+        Ok(identity) => Caller {
             identity,
-            leaf: leaf.to_vec(),
+            // An identity was read from the leaf, so the chain has one.
+            leaf: chain.first().map(|leaf| leaf.to_vec()).unwrap_or_default(),
         },
-        (Err(error), _) => {
+        Err(error) => {
             tracing::info!(listener = %inbound.name, %peer, %error, "caller presented no SPIFFE identity");
             inbound
                 .metrics
                 .rejected(&inbound.name, "no_peer_identity", None);
             return;
         }
-        (Ok(_), None) => return,
     };
     tracing::debug!(listener = %inbound.name, %peer, caller = %caller.identity, "mTLS accepted");
     match inbound.spec.protocol {

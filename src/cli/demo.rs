@@ -68,3 +68,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(code)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's own checks are the assertions: every one must pass on this machine. Uses the
+    /// demo's fixed loopback addresses (127.0.1.x, 127.0.2.x), so it fails if a demo is running.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_passes_its_own_checks() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let workdir = files::Workdir::create().unwrap();
+        let running = topology::start(&workdir).await.unwrap();
+        let report = calls::run_checks(&running, 6).await;
+        running.shutdown().await;
+        let failed: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|check| !check.passed)
+            .map(|check| format!("{}: {:?}", check.title, check.detail))
+            .collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+        assert_eq!(
+            report.checks.len(),
+            4,
+            "renewal, reviews, subset, both networks"
+        );
+    }
+}

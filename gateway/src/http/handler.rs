@@ -316,6 +316,13 @@ async fn forward_request(
         cluster: Some((cluster.service.clone(), cluster.name.clone())),
         ..Outcome::default()
     };
+    let origination = conn.config.upstream_tls.get(&cluster.name);
+    if cluster.tls.is_some() && origination.is_none() {
+        // The cluster's TLS was rejected at apply: never send in the clear what the
+        // DestinationRule says must be encrypted.
+        outcome.flags = flags::UPSTREAM_CONNECT_FAILURE;
+        return (local::connect_failure(), outcome);
+    }
     let web = GrpcWeb::detect(&parts.headers);
     let wants_replay = forward.retries.is_some() || forward.mirror.is_some();
     let mut payload = match read_payload(body, web, wants_replay).await {
@@ -329,12 +336,11 @@ async fn forward_request(
         grpc_web::to_grpc_request(&mut parts.headers);
     }
     let http2 = cluster.http2 || web.is_some() || is_grpc(&parts.headers);
-    let client = proxy.http.clients.client(
-        cluster,
-        http2,
-        conn.config.upstream_tls.get(&cluster.name),
-        proxy.settings.connect_timeout,
-    );
+    let client =
+        proxy
+            .http
+            .clients
+            .client(cluster, http2, origination, proxy.settings.connect_timeout);
     let path_and_query = target.path_and_query(forward);
     if let Some(mirror) = &forward.mirror
         && let Payload::Buffered(bytes) = &payload
@@ -575,6 +581,9 @@ fn mirror_request(
     let Some(cluster) = conn.config.cluster(cluster_name) else {
         return;
     };
+    if cluster.tls.is_some() && !conn.config.upstream_tls.contains_key(&cluster.name) {
+        return;
+    }
     let Some(picked) = proxy
         .upstreams
         .pick(cluster, &EndpointFilter::default(), &[])

@@ -647,3 +647,113 @@ pub fn tls_tcp_server(
         })),
     }
 }
+
+/// What a TLS backend saw of one connection.
+#[derive(Debug, Clone)]
+pub struct TlsSeen {
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub client: Option<String>,
+}
+
+/// An HTTPS (HTTP/1.1) backend with `config`; answers `<name> sni=.. client=..` and records
+/// what each connection's handshake carried.
+pub async fn tls_http_backend(
+    name: &'static str,
+    config: rustls::ServerConfig,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<TlsSeen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let record = Arc::clone(&record);
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let session = tls.get_ref().1;
+                let client = session
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|leaf| {
+                        let info = certs::inspect::inspect(leaf).unwrap();
+                        info.subject_alt_names
+                            .iter()
+                            .map(|san| match san {
+                                certs::inspect::SubjectAltName::Uri(u) => u.clone(),
+                                certs::inspect::SubjectAltName::Dns(d) => d.clone(),
+                                other => format!("{other:?}"),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    });
+                let info = TlsSeen {
+                    sni: session.server_name().map(str::to_owned),
+                    alpn: session
+                        .alpn_protocol()
+                        .map(|a| String::from_utf8_lossy(a).to_string()),
+                    client: client.clone(),
+                };
+                record.lock().unwrap().push(info.clone());
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let body = format!(
+                            "{name} {} {} sni={} client={}\n",
+                            request.method(),
+                            request.uri(),
+                            info.sni.clone().unwrap_or_default(),
+                            info.client.clone().unwrap_or_default()
+                        );
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(body)),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+/// A rustls server requiring a client certificate from `certs`' CA.
+pub fn mutual_server_config(certs: &Certs, issued: &Issued) -> rustls::ServerConfig {
+    let key = certs::certified_key_from_pem(&issued.chain_pem, &issued.key_pem).unwrap();
+    let ca = certs::pem::certificates(certs.authority.root_pem().as_bytes()).unwrap();
+    let policy = certs::ServerTlsPolicy {
+        mode: certs::ServerTlsMode::Mutual,
+        ..Default::default()
+    };
+    certs::gateway_server_config(
+        &policy,
+        &ca,
+        Arc::new(certs::RotatingCert::new(key).unwrap()),
+        vec![b"http/1.1".to_vec()],
+    )
+    .unwrap()
+    .config
+}
+
+/// A mesh mTLS server (ISTIO_MUTUAL peer) offering ALPN `istio`.
+pub fn mesh_server(certs: &Certs, issued: &Issued) -> rustls::ServerConfig {
+    let key = certs::certified_key_from_pem(&issued.chain_pem, &issued.key_pem).unwrap();
+    let roots = certs::pem::certificates(certs.authority.root_pem().as_bytes()).unwrap();
+    certs::mesh_server_config(
+        Arc::new(certs::RotatingCert::new(key).unwrap()),
+        &roots,
+        None,
+        vec![b"istio".to_vec()],
+    )
+    .unwrap()
+}

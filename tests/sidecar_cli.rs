@@ -152,13 +152,14 @@ async fn curl_reaches_the_mesh_through_the_sidecar_binary() {
 
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let outbound = local(free_port("127.0.0.1"));
+    let admin = local(free_port("127.0.0.1"));
     let mut child = ChildGuard::spawn(
         "isthmus sidecar",
         sidecar_command(dir.path(), "productpage")
             .args(["--discovery", &discovery.grpc_uri()])
             .args(["--outbound", &outbound.to_string()])
             .args(["--inbound", &format!("{inbound}={},http", app.address)])
-            .args(["--admin", &local(free_port("127.0.0.1")).to_string()])
+            .args(["--admin", &admin.to_string()])
             .args(["--ready", &local(free_port("127.0.0.1")).to_string()])
             .args(["--stats", &local(free_port("127.0.0.1")).to_string()])
             // Requests are logged at info; warnings are what a failing run needs.
@@ -223,4 +224,17 @@ async fn curl_reaches_the_mesh_through_the_sidecar_binary() {
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("is an IP address"), "{body}");
     assert_eq!(app.accepted(), 2, "only the two mesh calls reached the app");
+
+    // The gateway's admin tooling reads a sidecar's clusters the same way.
+    let output = Command::new(ISTHMUS)
+        .args(["proxy-config", "endpoints", "--admin", &admin.to_string()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}");
+    let row = table
+        .lines()
+        .find(|line| line.contains(&inbound.to_string()) && line.contains("outbound|9080|v1|"))
+        .unwrap_or_else(|| panic!("no v1 row for {inbound}:\n{table}"));
+    assert!(row.contains("HEALTHY"), "{row}");
 }

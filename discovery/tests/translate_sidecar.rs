@@ -166,6 +166,12 @@ fn a_gateway_role_still_gets_listeners_and_no_gateway_endpoints() {
     };
     let config = translate(&snapshot, &identity).config;
     assert!(!config.listeners.is_empty());
+    // A role this discovery does not know (a newer proxy) is served as a gateway.
+    let unknown = GatewayIdentity {
+        role: 7,
+        ..identity.clone()
+    };
+    assert_eq!(translate(&snapshot, &unknown).config, config);
     assert!(
         config
             .clusters

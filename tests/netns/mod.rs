@@ -34,6 +34,8 @@ pub fn unavailable() -> Option<String> {
 pub struct Netns {
     prefix: String,
     namespaces: Vec<String>,
+    /// veth names as created in the root namespace, in case setup fails before they move.
+    links: Vec<String>,
     processes: Vec<(String, Child, PathBuf)>,
     logs: PathBuf,
 }
@@ -44,6 +46,7 @@ impl Netns {
         Netns {
             prefix: format!("i{}{tag}", std::process::id()),
             namespaces: Vec::new(),
+            links: Vec::new(),
             processes: Vec::new(),
             logs: logs.to_owned(),
         }
@@ -64,7 +67,7 @@ impl Netns {
 
     /// A veth pair between two namespaces. Interface names get the prefix too, since they
     /// exist briefly in the root namespace; keep `a` and `b` short (15-byte limit).
-    pub fn link(&self, ns_a: &str, a: &str, ns_b: &str, b: &str) -> (String, String) {
+    pub fn link(&mut self, ns_a: &str, a: &str, ns_b: &str, b: &str) -> (String, String) {
         let if_a = format!("{}{a}", self.prefix);
         let if_b = format!("{}{b}", self.prefix);
         assert!(
@@ -72,6 +75,7 @@ impl Netns {
             "interface names too long: {if_a} {if_b}"
         );
         ip(&["link", "add", &if_a, "type", "veth", "peer", "name", &if_b]);
+        self.links.push(if_a.clone());
         ip(&["link", "set", &if_a, "netns", ns_a]);
         ip(&["link", "set", &if_b, "netns", ns_b]);
         ip(&["-n", ns_a, "link", "set", &if_a, "up"]);
@@ -172,6 +176,13 @@ impl Drop for Netns {
         // Deleting a namespace also deletes the veth ends inside it, and with them their peers.
         for name in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+        // Only a pair that never left the root namespace is still here; the rest are gone.
+        for link in &self.links {
+            let _ = Command::new("ip")
+                .args(["link", "del", link])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

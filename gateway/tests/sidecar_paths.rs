@@ -5,6 +5,7 @@ mod sidecar_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use gateway::GatewayOptions;
 use gateway::sidecar::AppProtocol;
@@ -371,6 +372,57 @@ async fn with_endpoints_in_both_networks_calls_land_in_both_by_weight() {
             ("app=network-1".to_owned(), 3),
             ("app=network-2".to_owned(), 6)
         ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_certificate_is_used_by_new_connections_without_a_restart() {
+    let pki = MeshPki::new();
+    let app = App::http_echo("reviews-v1").await;
+    let server = sidecar(
+        pki.mesh_tls(&pki.cluster1, "bookinfo-reviews"),
+        vec![inbound([127, 0, 0, 14], app.address, AppProtocol::Http)],
+    )
+    .await;
+    let client_tls = pki.mesh_tls(&pki.cluster1, "bookinfo-productpage");
+    let client = sidecar(Arc::clone(&client_tls), vec![]).await;
+    client
+        .apply(config(vec![cluster(
+            9080,
+            "",
+            REVIEWS,
+            vec![direct(server.inbound_addresses()[0], "bookinfo-reviews")],
+        )]))
+        .unwrap();
+    let url = format!("http://{REVIEWS}:9080/");
+    let caller_hash = |body: &str| {
+        let xfcc = echoed(body, "x-forwarded-client-cert");
+        xfcc[0]
+            .split(';')
+            .find_map(|part| part.strip_prefix("Hash="))
+            .unwrap()
+            .to_owned()
+    };
+    let (_, before) = proxy_get(client.outbound_address(), &url, &[]).await;
+
+    // What the CSR client will do: the same identity, re-issued (here by the other cluster's
+    // intermediate, so the chain differs too).
+    let identity = certs::Identity::new(TRUST_DOMAIN, "default", "bookinfo-productpage").unwrap();
+    let renewed = pki
+        .cluster2
+        .issue_workload(&identity, std::time::Duration::from_secs(3600))
+        .unwrap();
+    let renewed_key = renewed.certified_key().unwrap();
+    let renewed_hash = certs::cert_sha256_hex(&renewed_key.cert[0]);
+    client_tls.certificate().replace(renewed_key).unwrap();
+
+    let (status, after) = proxy_get(client.outbound_address(), &url, &[]).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}: {after}");
+    assert_ne!(caller_hash(&before), caller_hash(&after));
+    assert_eq!(caller_hash(&after), renewed_hash);
+    assert!(
+        echoed(&after, "x-forwarded-client-cert")[0]
+            .ends_with(&format!("URI={}", spiffe("bookinfo-productpage")))
     );
 }
 

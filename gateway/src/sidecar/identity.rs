@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use certs::{Identity, RotatingCert, TlsConfigError};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::CertificateDer;
 use thiserror::Error;
@@ -32,12 +33,22 @@ pub struct MeshTls {
     roots: Vec<CertificateDer<'static>>,
     own: Identity,
     server: Arc<ServerConfig>,
-    /// Client configs by (expected server identity, ALPN); few distinct keys per mesh.
-    clients: Mutex<HashMap<ClientKey, Arc<ClientConfig>>>,
+    clients: Mutex<ClientConfigs>,
 }
 
 /// (expected server identity, offered ALPN).
 type ClientKey = (Option<Identity>, &'static [u8]);
+
+/// Client configs by [`ClientKey`] (few distinct keys per mesh), for one certificate.
+///
+/// A config's session store holds TLS tickets, and a resumed session skips the client
+/// certificate: the peer would go on seeing the certificate the ticket was issued under. So
+/// the configs (and their tickets) are dropped when the certificate is replaced, and the
+/// first connection after a rotation presents the new one.
+struct ClientConfigs {
+    issued_for: Arc<CertifiedKey>,
+    configs: HashMap<ClientKey, Arc<ClientConfig>>,
+}
 
 impl MeshTls {
     /// `roots` are the mesh root(s) every peer must chain to.
@@ -53,12 +64,16 @@ impl MeshTls {
             None,
             certs::istio_alpn(),
         )?;
+        let clients = Mutex::new(ClientConfigs {
+            issued_for: certificate.current(),
+            configs: HashMap::new(),
+        });
         Ok(MeshTls {
             certificate,
             roots,
             own,
             server: Arc::new(server),
-            clients: Mutex::new(HashMap::new()),
+            clients,
         })
     }
 
@@ -84,8 +99,16 @@ impl MeshTls {
         alpn: &'static [u8],
     ) -> Result<Arc<ClientConfig>, MeshTlsError> {
         let key = (expected.cloned(), alpn);
-        if let Some(config) = lock(&self.clients).get(&key) {
-            return Ok(Arc::clone(config));
+        let current = self.certificate.current();
+        {
+            let mut clients = lock(&self.clients);
+            if !Arc::ptr_eq(&clients.issued_for, &current) {
+                clients.configs.clear();
+                clients.issued_for = Arc::clone(&current);
+            }
+            if let Some(config) = clients.configs.get(&key) {
+                return Ok(Arc::clone(config));
+            }
         }
         let expected: Vec<Identity> = expected.into_iter().cloned().collect();
         let config = Arc::new(certs::mesh_client_config(
@@ -94,12 +117,18 @@ impl MeshTls {
             &expected,
             vec![alpn.to_vec()],
         )?);
-        lock(&self.clients).insert(key, Arc::clone(&config));
+        let mut clients = lock(&self.clients);
+        // A rotation while the config was being built: keep it out of the new generation's
+        // cache (it is still fine for this one connection, which resolves the certificate live).
+        if Arc::ptr_eq(&clients.issued_for, &current) {
+            clients.configs.insert(key, Arc::clone(&config));
+        }
         Ok(config)
     }
 }
 
-/// The cache only ever gains complete entries, so a poisoned lock still holds valid configs.
+/// The cache only gains complete entries or is cleared whole, so a poisoned lock still holds
+/// valid configs.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }

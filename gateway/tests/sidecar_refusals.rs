@@ -254,3 +254,39 @@ async fn a_direct_endpoint_must_present_its_service_accounts_identity() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_text_caller_is_refused_by_the_inbound() {
+    let pki = MeshPki::new();
+    let app = App::tcp_echo("reviews-v1").await;
+    let server = sidecar(
+        pki.mesh_tls(&pki.cluster1, "bookinfo-reviews"),
+        vec![inbound([127, 0, 0, 15], app.address, AppProtocol::Tcp)],
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.inbound_addresses()[0])
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the inbound closes the connection");
+    // A TLS alert at most, never the app's greeting.
+    assert!(
+        read.is_err() || !answer.starts_with(b"reviews-v1"),
+        "{answer:?}"
+    );
+    assert_eq!(app.accepted(), 0);
+    assert_eq!(
+        metric(
+            &server,
+            "isthmus_rejected_connections_total",
+            &[("reason", "tls_handshake")]
+        ),
+        1.0
+    );
+}

@@ -39,7 +39,7 @@ pub fn discovery_identity() -> Identity {
 pub struct SigningMesh {
     pub discovery: Discovery,
     pub cluster_ca: Authority,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl SigningMesh {
@@ -69,8 +69,13 @@ impl SigningMesh {
         SigningMesh {
             discovery,
             cluster_ca,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// Adds a YAML file to cluster1's watched directory.
+    pub fn write_cluster_file(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join("cluster1").join(name), text).unwrap();
     }
 
     /// The out-of-band first certificate of `identity`, as `isthmus certs` would write it.

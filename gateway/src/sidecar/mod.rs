@@ -2,7 +2,7 @@
 //! configuration.
 //!
 //! Discovery pushes a sidecar no listeners and one cluster per (service, port[, subset]) with
-//! split-horizon endpoints. The [`Gateway`](crate::Gateway) inside holds that configuration,
+//! split-horizon endpoints. The [`Gateway`] inside holds that configuration,
 //! the balancer state, admin and metrics; this module adds the two listeners a sidecar has:
 //!
 //! - **outbound** ([`outbound`]): an HTTP proxy port (127.0.0.1:15001) the app points at;

@@ -175,3 +175,65 @@ impl CertificateAuthorities {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh_config::MeshConfig;
+
+    fn mesh_with_ca(dir: &std::path::Path, ca: &str) -> MeshConfig {
+        std::fs::create_dir_all(dir.join("c1")).unwrap();
+        MeshConfig::parse(
+            &format!("clusters:\n- {{id: cluster1, network: n1, files: c1, ca: {ca}}}\n"),
+            dir,
+            "mesh.yaml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn no_ca_directories_means_no_signing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("c1")).unwrap();
+        let mesh = MeshConfig::parse(
+            "clusters:\n- {id: cluster1, network: n1, files: c1}\n",
+            dir.path(),
+            "mesh.yaml",
+        )
+        .unwrap();
+        assert!(CertificateAuthorities::load(&mesh).unwrap().is_none());
+    }
+
+    #[test]
+    fn loads_the_files_isthmus_certs_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        certs::generate_mesh_files(
+            &dir.path().join("certs"),
+            "cluster.local",
+            &["cluster1"],
+            certs::CaLifetimes::default(),
+            false,
+        )
+        .unwrap();
+        let mesh = mesh_with_ca(dir.path(), "certs/cluster1");
+        let loaded = CertificateAuthorities::load(&mesh).unwrap().unwrap();
+        assert_eq!(
+            loaded.clusters().map(|c| c.as_str()).collect::<Vec<_>>(),
+            ["cluster1"]
+        );
+        let root = std::fs::read_to_string(dir.path().join("certs/root-cert.pem")).unwrap();
+        assert_eq!(loaded.roots_pem(), root);
+    }
+
+    #[test]
+    fn an_empty_ca_directory_names_the_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+        let mesh = mesh_with_ca(dir.path(), "empty");
+        let error = CertificateAuthorities::load(&mesh).unwrap_err().to_string();
+        assert!(
+            error.starts_with("cluster cluster1: cannot load its CA"),
+            "{error}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod client_hello;
 pub mod config;
+pub mod h3;
 pub mod http;
 pub mod identity;
 pub mod listener;

@@ -11,12 +11,18 @@ pub fn listeners_table(listeners: &[ListenerView]) -> String {
     let mut rows = vec![row(["ADDRESS", "PORT", "MATCH", "DESTINATION"])];
     for listener in listeners {
         let port = listener.port.to_string();
+        // The UDP twin of a port shares its address and port: mark which one a row is.
+        let address = if listener.transport.is_empty() {
+            listener.address.clone()
+        } else {
+            format!("{}/{}", listener.address, listener.transport)
+        };
         if listener.matches.is_empty() {
-            rows.push(row([&listener.address, &port, "ALL", "-"]));
+            rows.push(row([&address, &port, "ALL", "-"]));
         }
         for matched in &listener.matches {
             rows.push(row([
-                &listener.address,
+                &address,
                 &port,
                 &matched.matcher,
                 &matched.destination,
@@ -117,6 +123,7 @@ mod tests {
                 name: "0.0.0.0_15443".into(),
                 address: "0.0.0.0".into(),
                 port: 15443,
+                transport: String::new(),
                 bound: None,
                 matches: vec![MatchView {
                     matcher: "SNI: outbound_.9080_._.reviews.default.svc.cluster.local".into(),
@@ -127,6 +134,7 @@ mod tests {
                 name: "0.0.0.0_31400".into(),
                 address: "0.0.0.0".into(),
                 port: 31400,
+                transport: String::new(),
                 bound: None,
                 matches: vec![MatchView {
                     matcher: "ALL".into(),
@@ -189,6 +197,7 @@ ENDPOINT        STATUS  OUTLIER CHECK CLUSTER                                   
             name: "0.0.0.0_443".into(),
             address: "0.0.0.0".into(),
             port: 443,
+            transport: String::new(),
             bound: Some("127.0.0.1:40000".into()),
             matches: vec![MatchView {
                 matcher: "SNI: nginx.example.com".into(),

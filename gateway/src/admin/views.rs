@@ -12,11 +12,17 @@ pub struct ListenerView {
     /// The configured bind address, as Istio lists it.
     pub address: String,
     pub port: u16,
+    /// Empty for TCP listeners; [`QUIC_TRANSPORT`] for the UDP twin of an HTTPS port.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub transport: String,
     /// Where the listener really listens, after overrides; absent if it is not running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound: Option<String>,
     pub matches: Vec<MatchView>,
 }
+
+/// How HTTP/3 listeners are marked in listings.
+pub const QUIC_TRANSPORT: &str = "UDP";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchView {
@@ -61,13 +67,14 @@ pub struct EndpointView {
 pub fn listeners(gateway: &Gateway) -> Vec<ListenerView> {
     let config = gateway.config();
     let bound = gateway.bound_listeners();
-    config
+    let mut views: Vec<ListenerView> = config
         .listeners
         .values()
         .map(|routes| ListenerView {
             name: routes.name.clone(),
             address: routes.key.address.to_string(),
             port: routes.key.port,
+            transport: String::new(),
             bound: bound
                 .iter()
                 .find(|b| b.key == routes.key)
@@ -87,7 +94,9 @@ pub fn listeners(gateway: &Gateway) -> Vec<ListenerView> {
                 matches
             },
         })
-        .collect()
+        .collect();
+    views.extend(quic_listeners(gateway, &config));
+    views
 }
 
 /// One row per thing a listener can match, in the order a connection is tried against them.
@@ -126,27 +135,7 @@ pub fn listener_matches(routes: &ListenerRoutes) -> Vec<MatchView> {
         });
     }
     for server in &routes.terminating {
-        let matcher = if server.hosts.is_empty() || server.hosts.contains(&HostPattern::Any) {
-            "ALL".to_owned()
-        } else {
-            format!(
-                "SNI: {}",
-                server
-                    .hosts
-                    .iter()
-                    .map(pattern_text)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        };
-        let destination = match &server.routing {
-            TerminatedRouting::Http { route_table } => format!("Route: {route_table}"),
-            TerminatedRouting::Tcp(destinations) => destination_text(destinations),
-        };
-        matches.push(MatchView {
-            matcher,
-            destination,
-        });
+        matches.push(terminating_match(server));
     }
     // Plaintext HTTP servers of a port share one route table: one row.
     if let Some(first) = routes.http.first() {
@@ -162,6 +151,58 @@ pub fn listener_matches(routes: &ListenerRoutes) -> Vec<MatchView> {
         });
     }
     matches
+}
+
+fn terminating_match(server: &crate::config::TerminatingServer) -> MatchView {
+    let matcher = if server.hosts.is_empty() || server.hosts.contains(&HostPattern::Any) {
+        "ALL".to_owned()
+    } else {
+        format!(
+            "SNI: {}",
+            server
+                .hosts
+                .iter()
+                .map(pattern_text)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    let destination = match &server.routing {
+        TerminatedRouting::Http { route_table } => format!("Route: {route_table}"),
+        TerminatedRouting::Tcp(destinations) => destination_text(destinations),
+    };
+    MatchView {
+        matcher,
+        destination,
+    }
+}
+
+/// The UDP (HTTP/3) twins, one row set each, listed after the TCP listeners.
+fn quic_listeners(gateway: &Gateway, config: &crate::config::RuntimeConfig) -> Vec<ListenerView> {
+    let bound = gateway.bound_quic_listeners();
+    config
+        .listeners
+        .values()
+        .filter_map(|routes| {
+            let twin = config.http3.get(&routes.key)?;
+            Some(ListenerView {
+                name: routes.name.clone(),
+                address: routes.key.address.to_string(),
+                port: routes.key.port,
+                transport: QUIC_TRANSPORT.to_owned(),
+                bound: bound
+                    .iter()
+                    .find(|b| b.key == routes.key)
+                    .map(|b| b.local_addr.to_string()),
+                matches: routes
+                    .terminating
+                    .iter()
+                    .filter(|server| twin.serves(&server.name))
+                    .map(terminating_match)
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 fn pattern_text(pattern: &crate::config::HostPattern) -> String {

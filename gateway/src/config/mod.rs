@@ -83,6 +83,8 @@ pub struct RuntimeConfig {
     pub tls: HashMap<ListenerKey, Arc<crate::tls::ListenerTls>>,
     /// Servers (and clusters' TLS) left out of service at apply time, with the reason.
     pub rejected_servers: Vec<crate::tls::ServerRejection>,
+    /// HTTP/3 twins of HTTPS listeners whose UDP endpoint is bound, built at apply time.
+    pub http3: HashMap<ListenerKey, Arc<crate::h3::QuicListenerTls>>,
 }
 
 impl RuntimeConfig {
@@ -97,6 +99,7 @@ impl RuntimeConfig {
             upstream_tls: HashMap::new(),
             tls: HashMap::new(),
             rejected_servers: Vec::new(),
+            http3: HashMap::new(),
         }
     }
 
@@ -160,6 +163,7 @@ impl RuntimeConfig {
             upstream_tls: HashMap::new(),
             tls: HashMap::new(),
             rejected_servers: Vec::new(),
+            http3: HashMap::new(),
         })
     }
 

@@ -58,6 +58,16 @@ pub struct Prepared {
     fresh: Vec<(ListenerKey, String, TcpListener)>,
 }
 
+impl Prepared {
+    /// Where the freshly bound listeners listen, so their UDP twins take the same port.
+    pub fn local_addrs(&self) -> Vec<(ListenerKey, SocketAddr)> {
+        self.fresh
+            .iter()
+            .filter_map(|(key, _, socket)| socket.local_addr().ok().map(|a| (*key, a)))
+            .collect()
+    }
+}
+
 /// What the data plane runs connections with.
 #[derive(Clone)]
 pub struct AcceptContext {

@@ -47,6 +47,8 @@ struct Inner {
     metrics: Metrics,
     /// Also serialises applies: two pushes never interleave their binds and swaps.
     listeners: Mutex<ListenerSet>,
+    /// HTTP/3 twins; changed only under the `listeners` lock.
+    quic: Mutex<crate::h3::QuicListeners>,
     ready: AtomicBool,
     data_plane: Handle,
     credentials: crate::tls::CredentialCache,
@@ -101,6 +103,7 @@ impl Gateway {
                 proxy,
                 metrics,
                 listeners: Mutex::new(ListenerSet::default()),
+                quic: Mutex::new(crate::h3::QuicListeners::default()),
                 ready: AtomicBool::new(false),
                 data_plane: data_runtime.handle().clone(),
                 credentials: crate::tls::CredentialCache::default(),
@@ -144,6 +147,7 @@ impl Gateway {
             Ok(prepared) => prepared,
             Err(errors) => return refuse(errors.iter().map(ToString::to_string).collect()),
         };
+        let prepared_quic = self.prepare_http3(&mut runtime, &listeners, &prepared);
         let previous = inner.configs.load();
         let runtime = Arc::new(runtime);
         inner.configs.store(Arc::clone(&runtime));
@@ -154,6 +158,12 @@ impl Gateway {
             data_plane: inner.data_plane.clone(),
         };
         listeners.commit(prepared, &runtime, &context, inner.options.drain_timeout);
+        lock(&inner.quic).commit(
+            prepared_quic,
+            &runtime,
+            &context,
+            inner.options.drain_timeout,
+        );
         warn_about_unserved(&previous, &runtime);
         inner.ready.store(true, Ordering::Release);
         inner.metrics.config_applied(&runtime.version);
@@ -244,6 +254,46 @@ impl Gateway {
         runtime.rejected_servers = rejected;
     }
 
+    /// Builds the HTTP/3 twins of `runtime`'s HTTPS listeners and binds the new ones' UDP
+    /// sockets on the same addresses as their TCP listeners.
+    fn prepare_http3(
+        &self,
+        runtime: &mut RuntimeConfig,
+        listeners: &ListenerSet,
+        prepared: &crate::listener::Prepared,
+    ) -> crate::h3::PreparedQuic {
+        let inner = &self.inner;
+        let settings = crate::h3::Http3Settings {
+            enabled: inner.options.http3,
+            zero_rtt: inner.options.http3_zero_rtt,
+        };
+        let (twins, skipped) = crate::h3::build(runtime, settings);
+        for reason in skipped {
+            tracing::warn!(%reason, "HTTP/3 not offered on a port");
+        }
+        runtime.http3 = twins;
+        let addresses: std::collections::HashMap<_, _> = listeners
+            .bound()
+            .into_iter()
+            .map(|b| (b.key, b.local_addr))
+            .chain(prepared.local_addrs())
+            .collect();
+        lock(&inner.quic).prepare(runtime, &addresses, &inner.data_plane)
+    }
+
+    /// The running HTTP/3 (UDP) listeners.
+    pub fn bound_quic_listeners(&self) -> Vec<BoundListener> {
+        lock(&self.inner.quic).bound()
+    }
+
+    /// Where the HTTP/3 twin of the listener configured on `port` listens (UDP), if any.
+    pub fn quic_listener_address(&self, port: u16) -> Option<SocketAddr> {
+        self.bound_quic_listeners()
+            .into_iter()
+            .find(|listener| listener.key.port == port)
+            .map(|listener| listener.local_addr)
+    }
+
     pub(crate) fn upstreams(&self) -> &Upstreams {
         &self.inner.proxy.upstreams
     }
@@ -300,12 +350,17 @@ impl GatewayHandle {
         self.gateway.listener_address(port)
     }
 
+    pub fn quic_listener_address(&self, port: u16) -> Option<SocketAddr> {
+        self.gateway.quic_listener_address(port)
+    }
+
     /// Stops accepting on every listener, lets open connections finish within the drain
     /// timeout, then stops the admin servers and the data-plane runtime.
     pub async fn shutdown(mut self) {
-        let drained =
-            lock(&self.gateway.inner.listeners).shutdown(self.gateway.inner.options.drain_timeout);
-        drained.await;
+        let drain_timeout = self.gateway.inner.options.drain_timeout;
+        let drained = lock(&self.gateway.inner.listeners).shutdown(drain_timeout);
+        let quic_drained = lock(&self.gateway.inner.quic).shutdown(drain_timeout);
+        futures::future::join(drained, quic_drained).await;
         self.admin_shutdown.cancel();
         if let Some(runtime) = self.data_runtime.take() {
             runtime.shutdown_background();

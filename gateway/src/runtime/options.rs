@@ -45,6 +45,11 @@ pub struct GatewayOptions {
     pub http_header_read_timeout: Duration,
     /// Without one, ISTIO_MUTUAL servers are rejected at apply with that reason.
     pub mesh_identity: Option<MeshIdentity>,
+    /// HTTP/3 on the UDP side of every HTTPS port that terminates TLS, advertised over TCP
+    /// with `alt-svc`. Off: TCP only, and no `alt-svc`.
+    pub http3: bool,
+    /// Accept HTTP/3 requests in 0-RTT data. Off by default: an attacker can replay them.
+    pub http3_zero_rtt: bool,
 }
 
 impl Default for GatewayOptions {
@@ -65,6 +70,8 @@ impl Default for GatewayOptions {
             max_request_header_bytes: 60 * 1024,
             http_header_read_timeout: Duration::from_secs(10),
             mesh_identity: None,
+            http3: true,
+            http3_zero_rtt: false,
         }
     }
 }

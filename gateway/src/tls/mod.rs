@@ -124,7 +124,7 @@ pub async fn serve_terminated(
                 tls: Some(tls),
                 route_table: table,
                 checks_https_redirect: false,
-                alt_svc: None,
+                alt_svc: crate::h3::alt_svc(&config, &listener, &server.name),
                 config: Arc::clone(&config),
             };
             crate::http::serve_connection(proxy, Arc::new(conn), stream, force_close).await;

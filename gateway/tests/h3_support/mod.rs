@@ -1,0 +1,142 @@
+//! Shared pieces of the HTTP/3 end-to-end tests: aioquic (PyPI) as the independent HTTP/3
+//! client, a backend that checks uploads and serves sized downloads, and an HTTPS gateway
+//! whose port has an HTTP/3 twin.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::process::Command;
+
+/// What the aioquic client saw.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct H3Reply {
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub body_len: u64,
+    #[serde(default)]
+    pub body_sha256: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub requests: Option<u64>,
+    #[serde(default)]
+    pub failures: Option<u64>,
+}
+
+impl H3Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// One aioquic client invocation against a gateway's UDP port.
+pub struct H3Client {
+    pub connect: SocketAddr,
+    pub host: String,
+    pub cacert: String,
+    pub client_cert: Option<(String, String)>,
+}
+
+impl H3Client {
+    pub async fn run(&self, path: &str, extra: &[&str]) -> H3Reply {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_support/h3_client.py");
+        let mut command = Command::new("python3");
+        command
+            .arg(script)
+            .arg("--connect")
+            .arg(self.connect.to_string())
+            .arg("--host")
+            .arg(&self.host)
+            .arg("--cacert")
+            .arg(&self.cacert);
+        if let Some((cert, key)) = &self.client_cert {
+            command.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        command.args(extra).arg(path);
+        let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+            .await
+            .expect("the HTTP/3 client finishes within 60 s")
+            .expect("python3 runs (is aioquic installed? .ci/run installs it)");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "h3_client.py printed no JSON ({e}): stdout={stdout} stderr={}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    }
+}
+
+/// The body the client sends with `--data-size n` (and the backend serves for a download).
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 256) as u8).collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    certs::cert_sha256_hex(bytes)
+}
+
+/// An HTTP/1.1 backend: `POST /upload` answers `bytes=<n> sha256=<hex>` of what it got,
+/// `GET /download/<n>` sends `pattern(n)`, anything else answers with the request's path,
+/// host and `x-forwarded-client-cert`.
+pub async fn backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|request: Request<hyper::body::Incoming>| async move {
+                    Ok::<_, Infallible>(answer(request).await)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+async fn answer(request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    if let Some(size) = path.strip_prefix("/download/") {
+        let size: usize = size.parse().unwrap_or(0);
+        return Response::new(Full::new(Bytes::from(pattern(size))));
+    }
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let text = format!(
+        "path={path}\nhost={}\nxfcc={}\n",
+        header("host"),
+        header("x-forwarded-client-cert")
+    );
+    if path == "/upload" {
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        return Response::new(Full::new(Bytes::from(format!(
+            "bytes={} sha256={}",
+            body.len(),
+            sha256_hex(&body)
+        ))));
+    }
+    Response::new(Full::new(Bytes::from(text)))
+}

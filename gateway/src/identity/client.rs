@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use certs::{Identity, RotatingCert};
 use multicluster::proto::SignRequest;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::CertificateDer;
 use tonic::transport::Endpoint;
 
 use super::connector::MeshTlsConnector;
@@ -78,19 +78,12 @@ pub struct CaClient {
 
 impl CaClient {
     pub fn new(options: CaClientOptions, cert: Arc<RotatingCert>) -> Result<Self, SignError> {
-        let expected: Vec<Identity> = options.discovery_identity.iter().cloned().collect();
-        let config =
-            certs::mesh_client_config(cert, &options.roots, &expected, vec![b"h2".to_vec()])?;
-        // The server is checked by SPIFFE id, not by name; this only fills in SNI.
-        let server_name =
-            ServerName::try_from("isthmus-discovery").map_err(|_| SignError::Connect {
-                uri: options.discovery.clone(),
-                reason: "invalid SNI name".to_owned(),
-            })?;
-        Ok(CaClient {
-            connector: MeshTlsConnector::new(Arc::new(config), server_name),
-            options,
-        })
+        let connector = MeshTlsConnector::to_discovery(
+            cert,
+            &options.roots,
+            options.discovery_identity.as_ref(),
+        )?;
+        Ok(CaClient { connector, options })
     }
 
     pub fn options(&self) -> &CaClientOptions {

@@ -7,9 +7,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use certs::{Identity, RotatingCert, TlsConfigError};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -37,7 +38,31 @@ impl MeshTlsConnector {
             server_name,
         }
     }
+
+    /// Mesh mTLS towards discovery's gRPC port (HTTP/2): presents whatever `cert` holds at
+    /// each connection, and accepts only a server chaining to `roots` with SPIFFE id
+    /// `discovery` (any mesh identity when `None`). Use it with
+    /// `Endpoint::connect_with_connector` on an `http://` URI, so a reconnect after a renewal
+    /// proves the identity with the renewed certificate.
+    pub fn to_discovery(
+        cert: Arc<RotatingCert>,
+        roots: &[CertificateDer<'static>],
+        discovery: Option<&Identity>,
+    ) -> Result<Self, TlsConfigError> {
+        let expected: Vec<Identity> = discovery.into_iter().cloned().collect();
+        let config = certs::mesh_client_config(cert, roots, &expected, vec![b"h2".to_vec()])?;
+        // Checked by SPIFFE id, not by name: this only fills in SNI.
+        let server_name =
+            ServerName::try_from(DISCOVERY_SNI).map_err(|error| TlsConfigError::BadServerName {
+                name: DISCOVERY_SNI.to_owned(),
+                reason: error.to_string(),
+            })?;
+        Ok(MeshTlsConnector::new(Arc::new(config), server_name))
+    }
 }
+
+/// The SNI discovery connections carry; the server certificate is checked by identity.
+const DISCOVERY_SNI: &str = "isthmus-discovery";
 
 type Connecting =
     Pin<Box<dyn Future<Output = Result<TokioIo<TlsStream<TcpStream>>, std::io::Error>> + Send>>;

@@ -78,9 +78,16 @@ impl H3Client {
     }
 }
 
+/// Largest body `pattern` serves.
+const PATTERN_MAX: usize = 16 * 1024 * 1024;
+
 /// The body the client sends with `--data-size n` (and the backend serves for a download).
-pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 256) as u8).collect()
+/// Built once and sliced: the backend shares the test's runtime, and rebuilding megabytes
+/// per request would starve it.
+pub fn pattern(len: usize) -> Bytes {
+    static PATTERN: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let all = PATTERN.get_or_init(|| (0..PATTERN_MAX).map(|i| (i % 256) as u8).collect());
+    all.slice(..len.min(PATTERN_MAX))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -115,7 +122,7 @@ async fn answer(request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>
     let path = request.uri().path().to_owned();
     if let Some(size) = path.strip_prefix("/download/") {
         let size: usize = size.parse().unwrap_or(0);
-        return Response::new(Full::new(Bytes::from(pattern(size))));
+        return Response::new(Full::new(pattern(size)));
     }
     let header = |name: &str| {
         request
@@ -139,4 +146,58 @@ async fn answer(request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>
         ))));
     }
     Response::new(Full::new(Bytes::from(text)))
+}
+
+/// A quinn client configuration (ALPN h3, TLS 1.3) trusting the PEM roots in `root_file`,
+/// for tests that need to misbehave at the QUIC or HTTP/3 level.
+pub fn quic_client_config(root_file: &str) -> quinn::ClientConfig {
+    let pem = std::fs::read(root_file).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for root in certs::pem::certificates(&pem).unwrap() {
+        roots.add(root).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(std::sync::Arc::new(tls)).unwrap();
+    quinn::ClientConfig::new(std::sync::Arc::new(crypto))
+}
+
+/// A UDP socket on loopback for sending crafted datagrams.
+pub fn udp_sender() -> std::net::UdpSocket {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
+}
+
+/// Pseudo-random bytes (xorshift): enough to look like noise, reproducible by `seed`.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// A datagram shaped like a QUIC v1 Initial (long header, random connection IDs, padded to
+/// 1200 bytes) whose payload cannot decrypt: the server must drop it cheaply.
+pub fn fake_initial(seed: u64) -> Vec<u8> {
+    let mut packet = vec![0xc3, 0x00, 0x00, 0x00, 0x01, 8];
+    packet.extend(noise(seed, 8));
+    packet.push(8);
+    packet.extend(noise(seed.wrapping_add(1), 8));
+    packet.push(0); // no token
+    let remaining = 1200 - packet.len() - 2;
+    let length = u16::try_from(remaining).unwrap() | 0x4000;
+    packet.extend(length.to_be_bytes());
+    packet.extend(noise(seed.wrapping_add(2), remaining));
+    packet
 }

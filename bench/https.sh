@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 
 DURATION="${1:-10}"
 CONNECTIONS="${2:-32}"
-UPSTREAM_PORT=18080
-NGINX_PORT=18443
-GATEWAY_PORT=19443
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UPSTREAM_PORT="$(free_port)"
+NGINX_PORT="$(free_port)"
+GATEWAY_PORT="$(free_port)"
 
 missing=()
 command -v nginx >/dev/null || missing+=(nginx)
@@ -26,8 +27,11 @@ WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [[ -f "$WORK/upstream/nginx.pid" ]] && kill "$(cat "$WORK/upstream/nginx.pid")" 2>/dev/null || true
-    [[ -f "$WORK/proxy/nginx.pid" ]] && kill "$(cat "$WORK/proxy/nginx.pid")" 2>/dev/null || true
+    for dir in "$WORK/upstream" "$WORK/proxy"; do
+        # A master that just daemonized may not have written its pid file yet.
+        for _ in 1 2 3 4 5; do [[ -f "$dir/nginx.pid" || ! -d "$dir" ]] && break; sleep 0.2; done
+        [[ -f "$dir/nginx.pid" ]] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

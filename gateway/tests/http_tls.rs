@@ -908,3 +908,125 @@ async fn c3_tls_simple_with_tcp_route_echoes() {
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// OPTIONAL_MUTUAL: clients with or without a certificate are served; a certificate the CA
+/// did not issue is still refused. Only the verified one yields XFCC.
+#[tokio::test]
+async fn optional_mutual_accepts_anonymous_and_verified_clients() {
+    let httpbin = Httpbin::start().await;
+    let certs = Certs::new("cluster.local");
+    let server = certs.dns("server", &["secure.example.com"]);
+    let client = certs.dns("client", &["client.example.com"]);
+    let stranger_ca = Certs::new("other.local");
+    let stranger = stranger_ca.dns("stranger", &["client.example.com"]);
+    let (_g, address) = mutual_gateway(
+        server_tls(TlsMode::OptionalMutual, "m"),
+        vec![file_credential("m", &server, &certs.root())],
+        &httpbin,
+    )
+    .await;
+    let host = "secure.example.com";
+    let anonymous = https_get(&certs, host, address, "/headers?show_env=1", &[]).await;
+    assert_eq!(anonymous.status, 200, "{anonymous:?}");
+    assert!(
+        !anonymous.body.contains("X-Forwarded-Client-Cert"),
+        "{}",
+        anonymous.body
+    );
+    let verified = https_get(
+        &certs,
+        host,
+        address,
+        "/headers?show_env=1",
+        &["--cert", &client.cert, "--key", &client.key],
+    )
+    .await;
+    assert_eq!(verified.status, 200);
+    assert!(
+        verified.body.contains("DNS=client.example.com"),
+        "{}",
+        verified.body
+    );
+    let foreign = https_get(
+        &certs,
+        host,
+        address,
+        "/status/200",
+        &["--cert", &stranger.cert, "--key", &stranger.key],
+    )
+    .await;
+    assert_ne!(foreign.status, 200, "{foreign:?}");
+}
+
+/// httpsRedirect is per server: on a shared port 80, the host whose server redirects gets
+/// 301, the other host is routed.
+#[tokio::test]
+async fn https_redirect_applies_only_to_its_server_hosts() {
+    let backend = Counting::start("backend", 200).await;
+    let upstream = cluster_name(80, "", "backend.default.svc.cluster.local");
+    let gateway = start(test_options()).await;
+    gateway
+        .apply(config(
+            "1",
+            vec![listener(
+                80,
+                vec![
+                    redirecting(http_server(
+                        "http-secure",
+                        Protocol::Http,
+                        &["secure.example.com"],
+                        "http.80",
+                    )),
+                    http_server(
+                        "http-plain",
+                        Protocol::Http,
+                        &["plain.example.com"],
+                        "http.80",
+                    ),
+                ],
+            )],
+            vec![cluster(
+                80,
+                "",
+                "backend.default.svc.cluster.local",
+                &[backend.address],
+            )],
+            vec![table(
+                "http.80",
+                vec![
+                    vhost(
+                        "secure.example.com",
+                        80,
+                        vec![route("s", vec![], to(&upstream))],
+                    ),
+                    vhost(
+                        "plain.example.com",
+                        80,
+                        vec![route("p", vec![], to(&upstream))],
+                    ),
+                ],
+            )],
+            vec![],
+        ))
+        .unwrap();
+    let address = gateway.listener_address(80).unwrap();
+    let secure = curl(&[
+        "-H",
+        "Host: secure.example.com",
+        &format!("http://{address}/a?b=c"),
+    ])
+    .await;
+    assert_eq!(secure.status, 301);
+    assert_eq!(
+        secure.header("location"),
+        Some("https://secure.example.com/a?b=c")
+    );
+    let plain = curl(&[
+        "-H",
+        "Host: plain.example.com",
+        &format!("http://{address}/a?b=c"),
+    ])
+    .await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(backend.count(), 1);
+}

@@ -37,6 +37,8 @@ pub struct Outcome {
     pub cluster: Option<(String, String)>,
     pub upstream: Option<SocketAddr>,
     pub upstream_ms: Option<u64>,
+    /// The `x-request-id` sent upstream (the client's or a generated one).
+    pub request_id: Option<HeaderValue>,
 }
 
 impl Outcome {
@@ -62,11 +64,15 @@ where
     let started = Instant::now();
     let protocol = HttpProtocol::of(request.version());
     let (mut parts, body) = request.into_parts();
-    let authority = request_authority(&parts);
+    // The URI and Host are taken out of the parts (refcounted, no copy) so the router can
+    // borrow path, query and authority while the headers are edited for the upstream.
+    let uri = std::mem::take(&mut parts.uri);
+    let host_header = parts.headers.get(header::HOST).cloned();
+    let authority = request_authority(&uri, host_header.as_ref());
     let origin = parts.headers.get(header::ORIGIN).cloned();
     let grpc = is_grpc(&parts.headers);
     let (mut response, outcome, route) =
-        route_request(&proxy, &conn, &mut parts, &authority, boxed(body)).await;
+        route_request(&proxy, &conn, &mut parts, &uri, authority, boxed(body)).await;
     if let Some(route) = route {
         route.response_headers.apply(response.headers_mut());
         if let Some(policy) = &route.cors {
@@ -83,11 +89,14 @@ where
         &conn,
         &access_log::Request {
             method: &parts.method,
-            authority: &authority,
-            path: parts.uri.path(),
+            authority,
+            path: uri.path(),
             protocol,
             grpc,
-            request_id: parts.headers.get(&headers::X_REQUEST_ID),
+            request_id: outcome
+                .request_id
+                .as_ref()
+                .or_else(|| parts.headers.get(&headers::X_REQUEST_ID)),
         },
         &response,
         &outcome,
@@ -96,19 +105,11 @@ where
     response
 }
 
-fn request_authority(parts: &Parts) -> String {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default()
+fn request_authority<'r>(uri: &'r Uri, host: Option<&'r HeaderValue>) -> &'r str {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| host.and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
 }
 
 fn is_grpc(headers: &http::HeaderMap) -> bool {
@@ -122,11 +123,12 @@ async fn route_request<'c>(
     proxy: &Proxy,
     conn: &'c ConnectionContext,
     parts: &mut Parts,
+    uri: &Uri,
     authority: &str,
     body: HttpBody,
 ) -> (Response<HttpBody>, Outcome, Option<&'c Route>) {
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().map(str::to_owned);
+    let path = uri.path();
+    let query = uri.query();
     if conn.checks_https_redirect
         && let Some(listener) = conn.config.listener(&conn.listener)
         && let Some(server) =
@@ -138,7 +140,7 @@ async fn route_request<'c>(
             status: StatusCode::MOVED_PERMANENTLY,
             ..Default::default()
         };
-        let location = redirect_location(&https, "http", authority, &path, query.as_deref());
+        let location = redirect_location(&https, "http", authority, path, query);
         return (
             local::redirect(StatusCode::MOVED_PERMANENTLY, &location),
             Outcome::flagged(flags::NONE),
@@ -149,8 +151,8 @@ async fn route_request<'c>(
         method: parts.method.as_str(),
         scheme: conn.scheme(),
         authority,
-        path: &path,
-        query: query.as_deref(),
+        path,
+        query,
         port: conn.listener.port,
         headers: &parts.headers,
     };
@@ -183,8 +185,7 @@ async fn route_request<'c>(
     }
     let (response, mut outcome) = match &route.action {
         Action::Redirect(redirect) => {
-            let location =
-                redirect_location(redirect, conn.scheme(), authority, &path, query.as_deref());
+            let location = redirect_location(redirect, conn.scheme(), authority, path, query);
             (
                 local::redirect(redirect.status, &location),
                 Outcome::flagged(flags::NONE),
@@ -201,13 +202,16 @@ async fn route_request<'c>(
             (response, Outcome::flagged(flags::NONE))
         }
         Action::Forward(forward) => {
-            prepare_upstream_headers(conn, parts, route, forward, authority);
+            let request_id = prepare_upstream_headers(conn, parts, route, forward, authority);
             let target = Target {
-                path: &path,
-                query: query.as_deref(),
+                path,
+                query,
                 matched,
             };
-            forward_request(proxy, conn, parts, body, forward, &target).await
+            let (response, mut outcome) =
+                forward_request(proxy, conn, parts, body, forward, &target).await;
+            outcome.request_id = Some(request_id);
+            (response, outcome)
         }
     };
     if outcome.flags == flags::NONE {
@@ -230,11 +234,11 @@ fn prepare_upstream_headers(
     route: &Route,
     forward: &Forward,
     authority: &str,
-) {
+) -> HeaderValue {
     let out = &mut parts.headers;
     headers::remove_hop_by_hop(out);
     headers::add_forwarded(out, conn.peer.ip(), conn.scheme());
-    headers::ensure_request_id(out);
+    let request_id = headers::ensure_request_id(out);
     // The gateway is the edge: a client-supplied XFCC is never trusted.
     out.remove(&headers::X_FORWARDED_CLIENT_CERT);
     if let Some(cert) = conn.tls.as_ref().and_then(|tls| tls.client_cert.clone()) {
@@ -248,6 +252,7 @@ fn prepare_upstream_headers(
         out.insert(header::HOST, host);
     }
     route.request_headers.apply(out);
+    request_id
 }
 
 struct Target<'a> {
@@ -389,17 +394,29 @@ async fn forward_request(
                     Some(picked.address),
                 ));
             };
-            let request =
-                match upstream_request(parts, picked.address, &path_and_query, http2, body) {
-                    Some(request) => request,
-                    None => {
-                        let response = local::text(
-                            StatusCode::BAD_REQUEST,
-                            "the request path cannot be forwarded",
-                        );
-                        return Err((response, flags::DOWNSTREAM_PROTOCOL_ERROR, None));
-                    }
-                };
+            // The last attempt takes the headers instead of copying them.
+            let headers = if last {
+                std::mem::take(&mut parts.headers)
+            } else {
+                parts.headers.clone()
+            };
+            let request = match upstream_request(
+                &parts.method,
+                headers,
+                picked.address,
+                &path_and_query,
+                http2,
+                body,
+            ) {
+                Some(request) => request,
+                None => {
+                    let response = local::text(
+                        StatusCode::BAD_REQUEST,
+                        "the request path cannot be forwarded",
+                    );
+                    return Err((response, flags::DOWNSTREAM_PROTOCOL_ERROR, None));
+                }
+            };
             let call = client.request(request);
             let result = match per_try {
                 Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -549,7 +566,8 @@ async fn read_payload(
 }
 
 fn upstream_request(
-    parts: &Parts,
+    method: &http::Method,
+    headers: http::HeaderMap,
     address: SocketAddr,
     path_and_query: &str,
     http2: bool,
@@ -557,14 +575,14 @@ fn upstream_request(
 ) -> Option<Request<HttpBody>> {
     let uri: Uri = format!("http://{address}{path_and_query}").parse().ok()?;
     let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
+    *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
     *request.version_mut() = if http2 {
         Version::HTTP_2
     } else {
         Version::HTTP_11
     };
-    *request.headers_mut() = parts.headers.clone();
+    *request.headers_mut() = headers;
     Some(request)
 }
 
@@ -591,7 +609,8 @@ fn mirror_request(
         return;
     };
     let Some(mut request) = upstream_request(
-        parts,
+        &parts.method,
+        parts.headers.clone(),
         picked.address,
         path_and_query,
         cluster.http2,

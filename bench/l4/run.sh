@@ -7,7 +7,7 @@
 #   3. new TLS connections per second, gateway / HAProxy 2.6 req.ssl_sni  (target >= 1.0x)
 #   4. gateway RSS with ~10,000 open passthrough connections              (target <= 40 MiB)
 #
-# Usage: bench/l4/run.sh            (SECONDS_PER_RUN=5 HOLD=9900 CONCURRENCY=32 to change)
+# Usage: bench/l4/run.sh   (SECONDS_PER_RUN=5 ROUNDS=3 HOLD=9900 CONCURRENCY=32 to change)
 # Needs: cargo, curl; installs haproxy with apt-get if missing. Run as a user that may.
 set -euo pipefail
 
@@ -16,6 +16,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONCURRENCY=${CONCURRENCY:-32}
 LATENCY_COUNT=${LATENCY_COUNT:-20000}
+ROUNDS=${ROUNDS:-3}
 # The hard NOFILE limit here is 20000 and the gateway needs two descriptors per passthrough
 # connection plus its own, so it cannot hold quite 10,000; the RSS is measured at HOLD and
 # extrapolated linearly to 10,000.
@@ -67,6 +68,7 @@ if ! command -v haproxy >/dev/null; then
 fi
 HAPROXY_VERSION=$(haproxy -v | head -1)
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "starting backend, discovery, gateway, haproxy"
 "$BENCH" certs --dir "$WORK"
 "$BENCH" backend --listen "$BACKEND" --dir "$WORK" 2>"$WORK/backend.log" &
@@ -127,23 +129,38 @@ RSS_HELD=$(rss_kib "$GATEWAY_PID")
 exec 3>&-
 wait "$HOLD_PID" || true
 
-log "throughput"
-TP_DIRECT=$(figure throughput_mib_s throughput --target "$BACKEND" --seconds "$SECONDS_PER_RUN")
-TP_GATEWAY=$(figure throughput_mib_s throughput --target "$GATEWAY" --seconds "$SECONDS_PER_RUN")
-
-log "latency"
-LAT_GATEWAY=$("$BENCH" latency --target "$GATEWAY" --sni "$SNI" --dir "$WORK" --count "$LATENCY_COUNT")
-LAT_DIRECT=$("$BENCH" latency --target "$BACKEND" --sni "$SNI" --dir "$WORK" --count "$LATENCY_COUNT")
+# Other work on the machine moves every figure; each comparison alternates its two sides over
+# ROUNDS runs and keeps the median, so a burst of load hits both sides alike.
+median() { tr ' ' '\n' <<<"$*" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 value() { awk -F= -v key="$1" '$1 == key {print $2}' <<<"$2"; }
-LAT_GATEWAY_P50=$(value latency_p50_us "$LAT_GATEWAY")
-LAT_GATEWAY_P99=$(value latency_p99_us "$LAT_GATEWAY")
-LAT_DIRECT_P50=$(value latency_p50_us "$LAT_DIRECT")
-LAT_DIRECT_P99=$(value latency_p99_us "$LAT_DIRECT")
 
-log "new TLS connections per second"
-HS_DIRECT=$(figure handshakes_per_s handshakes --target "$BACKEND" --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY")
-HS_GATEWAY=$(figure handshakes_per_s handshakes --target "$GATEWAY" --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY")
-HS_HAPROXY=$(figure handshakes_per_s handshakes --target "$HAPROXY" --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY")
+log "throughput ($ROUNDS rounds)"
+TP_D=(); TP_G=()
+for _ in $(seq 1 "$ROUNDS"); do
+    TP_D+=("$(figure throughput_mib_s throughput --target "$BACKEND" --seconds "$SECONDS_PER_RUN")")
+    TP_G+=("$(figure throughput_mib_s throughput --target "$GATEWAY" --seconds "$SECONDS_PER_RUN")")
+done
+TP_DIRECT=$(median "${TP_D[@]}"); TP_GATEWAY=$(median "${TP_G[@]}")
+
+log "latency ($ROUNDS rounds)"
+L50_D=(); L99_D=(); L50_G=(); L99_G=()
+for _ in $(seq 1 "$ROUNDS"); do
+    OUT=$("$BENCH" latency --target "$BACKEND" --sni "$SNI" --dir "$WORK" --count "$LATENCY_COUNT")
+    L50_D+=("$(value latency_p50_us "$OUT")"); L99_D+=("$(value latency_p99_us "$OUT")")
+    OUT=$("$BENCH" latency --target "$GATEWAY" --sni "$SNI" --dir "$WORK" --count "$LATENCY_COUNT")
+    L50_G+=("$(value latency_p50_us "$OUT")"); L99_G+=("$(value latency_p99_us "$OUT")")
+done
+LAT_DIRECT_P50=$(median "${L50_D[@]}"); LAT_DIRECT_P99=$(median "${L99_D[@]}")
+LAT_GATEWAY_P50=$(median "${L50_G[@]}"); LAT_GATEWAY_P99=$(median "${L99_G[@]}")
+
+log "new TLS connections per second ($ROUNDS rounds)"
+HS_D=(); HS_G=(); HS_H=()
+for _ in $(seq 1 "$ROUNDS"); do
+    HS_G+=("$(figure handshakes_per_s handshakes --target "$GATEWAY" --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY")")
+    HS_H+=("$(figure handshakes_per_s handshakes --target "$HAPROXY" --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY")")
+    HS_D+=("$(figure handshakes_per_s handshakes --target "$BACKEND" --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY")")
+done
+HS_DIRECT=$(median "${HS_D[@]}"); HS_GATEWAY=$(median "${HS_G[@]}"); HS_HAPROXY=$(median "${HS_H[@]}")
 
 REJECTED=$(curl -fsS "http://$STATS/stats/prometheus" | awk '/^isthmus_rejected_connections_total/ {sum += $NF} END {print sum + 0}')
 
@@ -151,7 +168,7 @@ awk -v tp_d="$TP_DIRECT" -v tp_g="$TP_GATEWAY" \
     -v l50_d="$LAT_DIRECT_P50" -v l99_d="$LAT_DIRECT_P99" -v l50_g="$LAT_GATEWAY_P50" -v l99_g="$LAT_GATEWAY_P99" \
     -v hs_d="$HS_DIRECT" -v hs_g="$HS_GATEWAY" -v hs_h="$HS_HAPROXY" \
     -v rss_idle="$RSS_IDLE" -v rss_held="$RSS_HELD" -v held="$HELD" -v hold="$HOLD" \
-    -v haproxy="$HAPROXY_VERSION" -v rejected="$REJECTED" -v secs="$SECONDS_PER_RUN" -v conc="$CONCURRENCY" '
+    -v haproxy="$HAPROXY_VERSION" -v load="$LOAD_BEFORE" -v rounds="$ROUNDS" -v rejected="$REJECTED" -v secs="$SECONDS_PER_RUN" -v conc="$CONCURRENCY" '
 function verdict(ok) { return ok ? "ok" : "MISSED" }
 BEGIN {
     tp_ratio = tp_g / tp_d
@@ -159,15 +176,16 @@ BEGIN {
     hs_ratio = hs_g / hs_h
     rss_idle_mib = rss_idle / 1024; rss_held_mib = rss_held / 1024
     rss_10k = (rss_idle + (rss_held - rss_idle) * 10000 / held) / 1024
-    printf "\nisthmus layer-4 benchmark (loopback, %d s per run, %d concurrent for handshakes)\n", secs, conc
-    printf "peer: %s\n\n", haproxy
+    printf "\nisthmus layer-4 benchmark (loopback, median of %d alternating runs of %d s, %d concurrent for handshakes)\n", rounds, secs, conc
+    printf "peer: %s; load average before the run: %s\n\n", haproxy, load
     printf "%-44s %14s %14s %10s %8s\n", "figure", "baseline", "gateway", "ratio", "target"
-    printf "%-44s %14.1f %14.1f %10.2f %8s  %s\n", "bulk echo throughput MiB/s (direct)", tp_d, tp_g, tp_ratio, ">=0.7", verdict(tp_ratio >= 0.7)
-    printf "%-44s %14.1f %14.1f %10s %8s  %s\n", "1 KiB echo RTT p50 us (direct)", l50_d, l50_g, sprintf("+%.1f", add50), "<=50", verdict(add50 <= 50)
-    printf "%-44s %14.1f %14.1f %10s %8s  %s\n", "1 KiB echo RTT p99 us (direct)", l99_d, l99_g, sprintf("+%.1f", add99), "<=100", verdict(add99 <= 100)
-    printf "%-44s %14.0f %14.0f %10.2f %8s  %s\n", "new TLS connections/s (HAProxy req.ssl_sni)", hs_h, hs_g, hs_ratio, ">=1.0", verdict(hs_ratio >= 1.0)
+    printf "%-44s %14.1f %14.1f %10.3f %8s  %s\n", "bulk echo throughput MiB/s (direct)", tp_d, tp_g, tp_ratio, ">=0.7", verdict(tp_ratio >= 0.7)
+    printf "%-44s %14.1f %14.1f %10s %8s  %s\n", "1 KiB echo RTT p50 us (direct)", l50_d, l50_g, sprintf("%+.1f", add50), "<=50", verdict(add50 <= 50)
+    printf "%-44s %14.1f %14.1f %10s %8s  %s\n", "1 KiB echo RTT p99 us (direct)", l99_d, l99_g, sprintf("%+.1f", add99), "<=100", verdict(add99 <= 100)
+    printf "%-44s %14.0f %14.0f %10.3f %8s  %s\n", "new TLS connections/s (HAProxy req.ssl_sni)", hs_h, hs_g, hs_ratio, ">=1.0", verdict(hs_ratio >= 1.0)
     printf "%-44s %14.0f %14s %10s %8s\n", "new TLS connections/s (direct, reference)", hs_d, "-", "-", "-"
     printf "%-44s %14.1f %14.1f %10s %8s\n", sprintf("gateway RSS MiB (idle / %d held)", held), rss_idle_mib, rss_held_mib, "-", "-"
+    printf "%-44s %14s %14.1f %10s %8s\n", "gateway RSS KiB per held connection", "-", (rss_held - rss_idle) / held, "-", "-"
     printf "%-44s %14s %14.1f %10s %8s  %s\n", "gateway RSS MiB at 10,000 (linear)", "-", rss_10k, "-", "<=40", verdict(rss_10k <= 40)
     printf "\nheld %d of %d requested; connections the gateway rejected during the run: %d\n", held, hold, rejected
 }'

@@ -25,7 +25,8 @@ pub async fn serve(listen: SocketAddr, dir: &Path) -> anyhow::Result<()> {
                 match tls.read(&mut buffer).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
-                        if tls.write_all(&buffer[..n]).await.is_err() || tls.flush().await.is_err() {
+                        if tls.write_all(&buffer[..n]).await.is_err() || tls.flush().await.is_err()
+                        {
                             return;
                         }
                     }

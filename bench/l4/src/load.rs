@@ -25,11 +25,10 @@ impl Target {
             .with_context(|| format!("connecting to {}", self.address))?;
         tcp.set_nodelay(true)?;
         let name = ServerName::try_from(self.sni.clone())?;
-        let tls = self
-            .connector
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS handshake with {} (SNI {})", self.address, self.sni))?;
+        let tls =
+            self.connector.connect(name, tcp).await.with_context(|| {
+                format!("TLS handshake with {} (SNI {})", self.address, self.sni)
+            })?;
         Ok(tls)
     }
 }
@@ -54,7 +53,9 @@ pub async fn throughput(target: &Target, duration: Duration) -> anyhow::Result<(
     // A short warm-up so slow start and buffer growth do not count.
     let warm_up = Instant::now() + Duration::from_millis(500);
     while Instant::now() < warm_up {
-        read.read(&mut buffer).await?;
+        if read.read(&mut buffer).await? == 0 {
+            bail!("the echo ended during warm-up");
+        }
     }
     let started = Instant::now();
     let mut bytes = 0u64;
@@ -68,7 +69,10 @@ pub async fn throughput(target: &Target, duration: Duration) -> anyhow::Result<(
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     writer.abort();
-    println!("throughput_mib_s={:.1}", bytes as f64 / elapsed / (1024.0 * 1024.0));
+    println!(
+        "throughput_mib_s={:.1}",
+        bytes as f64 / elapsed / (1024.0 * 1024.0)
+    );
     Ok(())
 }
 
@@ -96,7 +100,11 @@ pub async fn latency(target: &Target, count: usize, size: usize) -> anyhow::Resu
 }
 
 /// `concurrency` loops of connect + full handshake + close for `duration`.
-pub async fn handshakes(target: &Target, duration: Duration, concurrency: usize) -> anyhow::Result<()> {
+pub async fn handshakes(
+    target: &Target,
+    duration: Duration,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let target = Arc::new(Target {
         address: target.address,
         sni: target.sni.clone(),
@@ -131,7 +139,10 @@ pub async fn handshakes(target: &Target, duration: Duration, concurrency: usize)
         task.await?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!("handshakes_per_s={:.0}", done.load(Ordering::Relaxed) as f64 / elapsed);
+    println!(
+        "handshakes_per_s={:.0}",
+        done.load(Ordering::Relaxed) as f64 / elapsed
+    );
     println!("handshakes_failed={}", failed.load(Ordering::Relaxed));
     Ok(())
 }

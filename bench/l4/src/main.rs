@@ -32,7 +32,9 @@ impl Flags {
             let Some(key) = word.strip_prefix("--") else {
                 bail!("unexpected argument {word:?}: flags are --name value");
             };
-            let value = words.next().with_context(|| format!("--{key} needs a value"))?;
+            let value = words
+                .next()
+                .with_context(|| format!("--{key} needs a value"))?;
             flags.insert(key.to_owned(), value.clone());
         }
         Ok(Flags(flags))
@@ -47,14 +49,17 @@ impl Flags {
 
     fn number(&self, key: &str, default: u64) -> anyhow::Result<u64> {
         match self.0.get(key) {
-            Some(value) => value.parse().with_context(|| format!("--{key} {value:?} is not a number")),
+            Some(value) => value
+                .parse()
+                .with_context(|| format!("--{key} {value:?} is not a number")),
             None => Ok(default),
         }
     }
 
     fn address(&self, key: &str) -> anyhow::Result<SocketAddr> {
         let text = self.text(key)?;
-        text.parse().with_context(|| format!("--{key} {text:?} is not ip:port"))
+        text.parse()
+            .with_context(|| format!("--{key} {text:?} is not ip:port"))
     }
 
     fn dir(&self) -> anyhow::Result<PathBuf> {
@@ -77,7 +82,9 @@ fn main() -> anyhow::Result<()> {
         bail!("usage: l4-bench certs|backend|throughput|latency|handshakes|hold --flag value ...");
     };
     let flags = Flags::parse(rest)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match mode.as_str() {
             "certs" => tls::write_certificates(&flags.dir()?),
@@ -94,7 +101,12 @@ fn main() -> anyhow::Result<()> {
             "handshakes" => {
                 let seconds = flags.number("seconds", 5)?;
                 let concurrency = flags.number("concurrency", 32)?;
-                load::handshakes(&flags.target()?, Duration::from_secs(seconds), concurrency as usize).await
+                load::handshakes(
+                    &flags.target()?,
+                    Duration::from_secs(seconds),
+                    concurrency as usize,
+                )
+                .await
             }
             "hold" => load::hold(&flags.target()?, flags.number("count", 10_000)? as usize).await,
             other => bail!("unknown mode {other:?}"),

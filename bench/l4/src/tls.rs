@@ -20,13 +20,17 @@ pub fn write_certificates(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "l4-bench CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "l4-bench CA");
     let ca_key = KeyPair::generate()?;
     let ca = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let mut params = CertificateParams::new(vec![BACKEND_NAME.to_owned()])?;
-    params.distinguished_name.push(DnType::CommonName, BACKEND_NAME);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, BACKEND_NAME);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
     std::fs::write(dir.join("ca.pem"), ca.pem())?;
@@ -80,7 +84,8 @@ impl ServerCertVerifier for FixedNameVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
     }
 
     fn verify_tls12_signature(

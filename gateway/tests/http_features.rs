@@ -555,3 +555,76 @@ async fn start_grpc_echo() -> std::net::SocketAddr {
     });
     address
 }
+
+/// A5 with a real gRPC exchange: HTTP/2 prior knowledge on a GRPC server, the request body
+/// and the response trailers (grpc-status) pass through unchanged.
+#[tokio::test]
+async fn a5_grpc_call_keeps_its_trailers() {
+    let grpc = start_grpc_echo().await;
+    let upstream = cluster_name(9000, "", "grpc.default.svc.cluster.local");
+    let mut grpc_cluster = cluster(9000, "", "grpc.default.svc.cluster.local", &[grpc]);
+    grpc_cluster.protocol = Protocol::Grpc as i32;
+    let gateway = start(test_options()).await;
+    gateway
+        .apply(config(
+            "1",
+            vec![listener(
+                9090,
+                vec![http_server(
+                    "grpc.9090",
+                    Protocol::Grpc,
+                    &["*"],
+                    "http.9090",
+                )],
+            )],
+            vec![grpc_cluster],
+            vec![table(
+                "http.9090",
+                vec![vhost(
+                    "*",
+                    9090,
+                    vec![route(
+                        "grpc",
+                        vec![uri_prefix("/echo.Echo/")],
+                        to(&upstream),
+                    )],
+                )],
+            )],
+            vec![],
+        ))
+        .unwrap();
+    let address = gateway.listener_address(9090).unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let message: &[u8] = &[0, 0, 0, 0, 3, b'a', b'b', b'c'];
+    let request = http::Request::post(format!("http://{address}/echo.Echo/Say"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(message)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["server"], "isthmus");
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap();
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-echo-content-type"], "application/grpc");
+    assert_eq!(&collected.to_bytes()[..], message);
+    // Unrouted gRPC methods get the plain 404 of an unrouted request.
+    let request = http::Request::post(format!("http://{address}/other.Service/Call"))
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(message)))
+        .unwrap();
+    assert_eq!(client.request(request).await.unwrap().status(), 404);
+    let text = stats(&gateway).await;
+    assert_eq!(
+        metric_sum(
+            &text,
+            "istio_requests_total",
+            &[("request_protocol", "grpc"), ("response_code", "200")]
+        ),
+        1.0,
+        "{text}"
+    );
+}

@@ -7,7 +7,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -94,9 +96,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     certs::cert_sha256_hex(bytes)
 }
 
-/// An HTTP/1.1 backend: `POST /upload` answers `bytes=<n> sha256=<hex>` of what it got,
-/// `GET /download/<n>` sends `pattern(n)`, anything else answers with the request's path,
-/// host and `x-forwarded-client-cert`.
+type BackendBody = UnsyncBoxBody<Bytes, Infallible>;
+
+fn full(bytes: impl Into<Bytes>) -> BackendBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// An HTTP/1.1 and h2c backend: `POST /upload` answers `bytes=<n> sha256=<hex>` of what it
+/// got, `GET /download/<n>` sends `pattern(n)`, `/delay/<ms>` answers after that long,
+/// `/grpc` answers gRPC-style with `grpc-status`/`grpc-message` trailers, anything else
+/// answers with the request's path, host and `x-forwarded-client-cert`.
 pub async fn backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -109,20 +118,42 @@ pub async fn backend() -> SocketAddr {
                 let service = service_fn(|request: Request<hyper::body::Incoming>| async move {
                     Ok::<_, Infallible>(answer(request).await)
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
             });
         }
     });
     address
 }
 
-async fn answer(request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+async fn answer(request: Request<hyper::body::Incoming>) -> Response<BackendBody> {
     let path = request.uri().path().to_owned();
     if let Some(size) = path.strip_prefix("/download/") {
         let size: usize = size.parse().unwrap_or(0);
-        return Response::new(Full::new(pattern(size)));
+        return Response::new(full(pattern(size)));
+    }
+    if let Some(ms) = path.strip_prefix("/delay/") {
+        let ms: u64 = ms.parse().unwrap_or(0);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        return Response::new(full(format!("delayed {ms} ms")));
+    }
+    if path == "/grpc" {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        trailers.insert("grpc-message", http::HeaderValue::from_static("all-good"));
+        let frames = futures::stream::iter([
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\0\0\0\0\x05hello"))),
+            Ok(Frame::trailers(trailers)),
+        ]);
+        let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        return response;
     }
     let header = |name: &str| {
         request
@@ -139,13 +170,13 @@ async fn answer(request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>
     );
     if path == "/upload" {
         let body = request.into_body().collect().await.unwrap().to_bytes();
-        return Response::new(Full::new(Bytes::from(format!(
+        return Response::new(full(format!(
             "bytes={} sha256={}",
             body.len(),
             sha256_hex(&body)
-        ))));
+        )));
     }
-    Response::new(Full::new(Bytes::from(text)))
+    Response::new(full(text))
 }
 
 /// A quinn client configuration (ALPN h3, TLS 1.3) trusting the PEM roots in `root_file`,

@@ -20,7 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = env("BENCH_KEY")?;
     let upstream: SocketAddr = env("BENCH_UPSTREAM")?.parse()?;
     let port: u16 = env("BENCH_PORT")?.parse()?;
-    let threads: usize = env("BENCH_THREADS").unwrap_or_else(|_| "1".into()).parse()?;
+    let threads: usize = env("BENCH_THREADS")
+        .unwrap_or_else(|_| "1".into())
+        .parse()?;
     let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let options = GatewayOptions {
         ready_address: local(0),
@@ -84,17 +86,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
         credentials: vec![proto::TlsCredential {
             name: "bench".into(),
-            source: Some(proto::tls_credential::Source::Files(proto::CredentialFiles {
-                certificate_chain: cert,
-                private_key: key,
-                ca_certificates: String::new(),
-            })),
+            source: Some(proto::tls_credential::Source::Files(
+                proto::CredentialFiles {
+                    certificate_chain: cert,
+                    private_key: key,
+                    ca_certificates: String::new(),
+                },
+            )),
         }],
         rejections: vec![],
     };
-    handle
-        .apply(config)
-        .map_err(|reasons| reasons.join("; "))?;
+    handle.apply(config).map_err(|reasons| reasons.join("; "))?;
     if let Some(rejected) = handle.gateway().config().rejected_servers.first() {
         return Err(format!("server rejected: {}", rejected.reason).into());
     }

@@ -383,3 +383,61 @@ async fn a5_h2c_prior_knowledge_on_http2_and_grpc_servers() {
         4.0
     );
 }
+
+/// A route change reaches requests on connections that were already open (as Envoy applies
+/// RDS updates), while the connection itself stays up.
+#[tokio::test]
+async fn route_updates_apply_to_open_keep_alive_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Counting::start("service-a", 200).await;
+    let b = Counting::start("service-b", 200).await;
+    let gateway = start(test_options()).await;
+    let apply = |version: &str, backend: &str| {
+        config(
+            version,
+            vec![listener(
+                80,
+                vec![http_server("http.80", Protocol::Http, &["*"], "http.80")],
+            )],
+            vec![
+                cluster(80, "", "a.default.svc.cluster.local", &[a.address]),
+                cluster(80, "", "b.default.svc.cluster.local", &[b.address]),
+            ],
+            vec![table(
+                "http.80",
+                vec![vhost(
+                    "*",
+                    80,
+                    vec![route("all", vec![], to(&cluster_name(80, "", backend)))],
+                )],
+            )],
+            vec![],
+        )
+    };
+    gateway
+        .apply(apply("1", "a.default.svc.cluster.local"))
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(gateway.listener_address(80).unwrap())
+        .await
+        .unwrap();
+    let ask = async move |stream: &mut tokio::net::TcpStream| {
+        stream
+            .write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !String::from_utf8_lossy(&reply).contains("host=h\n") {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed");
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&reply).to_string()
+    };
+    assert!(ask(&mut stream).await.contains("service-a GET /x"));
+    gateway
+        .apply(apply("2", "b.default.svc.cluster.local"))
+        .unwrap();
+    assert!(ask(&mut stream).await.contains("service-b GET /x"));
+    assert_eq!((a.count(), b.count()), (1, 1));
+}

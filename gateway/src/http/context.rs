@@ -61,6 +61,37 @@ pub struct ConnectionContext {
 }
 
 impl ConnectionContext {
+    /// This connection's context under `current`, when `current` is newer than the one it
+    /// has: same listener, same server (TLS stays as negotiated), the server's route table as
+    /// `current` defines it. `None` when nothing changed, or when `current` no longer has
+    /// this listener or server (the connection is draining and keeps its routes).
+    pub fn under(&self, current: &Arc<RuntimeConfig>) -> Option<ConnectionContext> {
+        if Arc::ptr_eq(current, &self.config) {
+            return None;
+        }
+        let routes = current.listener(&self.listener)?;
+        let table_name = if self.tls.is_some() {
+            routes
+                .terminating
+                .iter()
+                .find(|s| s.name == self.server)
+                .and_then(|s| match &s.routing {
+                    crate::config::TerminatedRouting::Http { route_table } => Some(route_table),
+                    crate::config::TerminatedRouting::Tcp(_) => None,
+                })?
+        } else {
+            &routes.http.first()?.route_table
+        };
+        let route_table = current.route_tables.get(table_name)?.clone();
+        Some(ConnectionContext {
+            config: Arc::clone(current),
+            route_table,
+            checks_https_redirect: self.tls.is_none()
+                && routes.http.iter().any(|s| s.https_redirect),
+            ..self.clone()
+        })
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
     }

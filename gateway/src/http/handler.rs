@@ -62,6 +62,10 @@ where
     B::Error: Into<BoxError>,
 {
     let started = Instant::now();
+    let conn = match conn.under(&proxy.http.configs.load()) {
+        Some(newer) => Arc::new(newer),
+        None => conn,
+    };
     let protocol = HttpProtocol::of(request.version());
     let (mut parts, body) = request.into_parts();
     // The URI and Host are taken out of the parts (refcounted, no copy) so the router can

@@ -23,8 +23,10 @@ pub use handler::{Outcome, handle_request};
 pub use server::{HttpLimits, serve_connection};
 
 /// HTTP state of a gateway that outlives configuration pushes.
-#[derive(Default)]
 pub struct HttpState {
     pub clients: ClientCache,
     pub limits: HttpLimits,
+    /// The current configuration: every request is routed by the newest route tables, as
+    /// Envoy applies RDS updates to requests on connections that are already open.
+    pub configs: std::sync::Arc<crate::config::ConfigCell>,
 }

@@ -81,6 +81,7 @@ impl Gateway {
             .build()
             .map_err(StartError::Runtime)?;
         let metrics = Metrics::new();
+        let configs = Arc::new(ConfigCell::new(RuntimeConfig::empty()));
         let proxy = Arc::new(Proxy {
             settings: ProxySettings {
                 client_hello_timeout: options.client_hello_timeout,
@@ -90,6 +91,7 @@ impl Gateway {
             upstreams: Upstreams::new(metrics.clone()),
             metrics: metrics.clone(),
             http: crate::http::HttpState {
+                configs: Arc::clone(&configs),
                 clients: crate::http::ClientCache::default(),
                 limits: crate::http::HttpLimits {
                     max_header_bytes: options.max_request_header_bytes,
@@ -99,7 +101,7 @@ impl Gateway {
         });
         let gateway = Gateway {
             inner: Arc::new(Inner {
-                configs: Arc::new(ConfigCell::new(RuntimeConfig::empty())),
+                configs,
                 proxy,
                 metrics,
                 listeners: Mutex::new(ListenerSet::default()),

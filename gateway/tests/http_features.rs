@@ -628,3 +628,43 @@ async fn a5_grpc_call_keeps_its_trailers() {
         "{text}"
     );
 }
+
+/// DestinationRule `connectionPool` as a circuit breaker: with one connection allowed, a
+/// second concurrent request is answered 503 (UO) without reaching the upstream; once the
+/// first is done the cluster admits requests again.
+#[tokio::test]
+async fn connection_pool_limit_overflows_with_503() {
+    let httpbin = Httpbin::start().await;
+    let mut limited = cluster(8000, "", HTTPBIN, &[httpbin.address]);
+    limited.connection_pool = Some(proto::ConnectionPool {
+        max_connections: 1,
+        ..Default::default()
+    });
+    let (gateway, address) = gateway_with(
+        vec![route("all", vec![], to(&cluster_name(8000, "", HTTPBIN)))],
+        vec![limited],
+    )
+    .await;
+    let slow = tokio::spawn(async move { curl(&[&format!("http://{address}/delay/1")]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let overflow = curl(&[&format!("http://{address}/status/200")]).await;
+    assert_eq!(overflow.status, 503, "{overflow:?}");
+    assert!(
+        overflow.body.ends_with("reset reason: overflow"),
+        "{}",
+        overflow.body
+    );
+    assert_eq!(slow.await.unwrap().status, 200);
+    assert_eq!(
+        curl(&[&format!("http://{address}/status/200")])
+            .await
+            .status,
+        200
+    );
+    let text = stats(&gateway).await;
+    assert_eq!(
+        metric_sum(&text, "istio_requests_total", &[("response_flags", "UO")]),
+        1.0,
+        "{text}"
+    );
+}

@@ -91,6 +91,9 @@ pub struct ClusterConfig {
     /// `connectionPool.http`: idle connections kept per endpoint and for how long.
     pub max_idle_per_endpoint: Option<usize>,
     pub idle_timeout: Option<Duration>,
+    /// `connectionPool` circuit breaker: requests in flight to the cluster at once
+    /// (`maxConnections` plus `maxPendingRequests`); beyond it Envoy answers 503 (UO).
+    pub max_requests: Option<usize>,
 }
 
 impl ClusterConfig {
@@ -130,6 +133,15 @@ impl ClusterConfig {
                 .as_ref()
                 .and_then(|pool| usize::try_from(pool.max_connections).ok())
                 .filter(|max| *max > 0),
+            max_requests: cluster
+                .connection_pool
+                .as_ref()
+                .filter(|pool| pool.max_connections > 0)
+                .map(|pool| {
+                    let limit =
+                        u64::from(pool.max_connections) + u64::from(pool.max_pending_requests);
+                    usize::try_from(limit).unwrap_or(usize::MAX)
+                }),
             idle_timeout: cluster
                 .connection_pool
                 .as_ref()

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -183,6 +184,17 @@ struct CachedClient {
 #[derive(Default)]
 pub struct ClientCache {
     clients: Mutex<HashMap<(String, bool), Arc<CachedClient>>>,
+    in_flight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
+}
+
+/// One request counted against its cluster's `connectionPool` limit until dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ClientCache {
@@ -241,6 +253,21 @@ impl ClientCache {
             }),
         );
         client
+    }
+
+    /// Counts a request against `cluster`'s limit; `None` when the cluster is full (the
+    /// circuit breaker is open) and the request must be answered 503 without being sent.
+    pub fn admit(&self, cluster: &ClusterConfig) -> Option<Option<InFlight>> {
+        let Some(limit) = cluster.max_requests else {
+            return Some(None);
+        };
+        let counter = {
+            let mut counters = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(counters.entry(cluster.name.clone()).or_default())
+        };
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        let admitted = InFlight(counter);
+        (before < limit).then_some(Some(admitted))
     }
 
     /// Drops clients of clusters the configuration no longer has.

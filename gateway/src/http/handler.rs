@@ -332,6 +332,10 @@ async fn forward_request(
         outcome.flags = flags::UPSTREAM_CONNECT_FAILURE;
         return (local::connect_failure(), outcome);
     }
+    let Some(_in_flight) = proxy.http.clients.admit(cluster) else {
+        outcome.flags = flags::UPSTREAM_OVERFLOW;
+        return (local::overflow(), outcome);
+    };
     let web = GrpcWeb::detect(&parts.headers);
     let wants_replay = forward.retries.is_some() || forward.mirror.is_some();
     let mut payload = match read_payload(body, web, wants_replay).await {

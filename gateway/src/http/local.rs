@@ -26,6 +26,8 @@ pub mod flags {
     pub const FAULT_ABORT: &str = "FI";
     /// Fault injection delayed the request.
     pub const FAULT_DELAY: &str = "DI";
+    /// The cluster's connection pool limit was reached (circuit breaker overflow).
+    pub const UPSTREAM_OVERFLOW: &str = "UO";
     /// The request could not be read (body too large, client gone, bad gRPC-web text).
     pub const DOWNSTREAM_PROTOCOL_ERROR: &str = "DPE";
 }
@@ -72,6 +74,13 @@ pub fn upstream_reset() -> Response<HttpBody> {
     text(
         StatusCode::SERVICE_UNAVAILABLE,
         "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+    )
+}
+
+pub fn overflow() -> Response<HttpBody> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow",
     )
 }
 

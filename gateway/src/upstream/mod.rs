@@ -309,6 +309,7 @@ mod tests {
             tls: None,
             max_idle_per_endpoint: None,
             idle_timeout: None,
+            max_requests: None,
         }
     }
 

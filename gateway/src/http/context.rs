@@ -88,6 +88,11 @@ impl ConnectionContext {
             route_table,
             checks_https_redirect: self.tls.is_none()
                 && routes.http.iter().any(|s| s.https_redirect),
+            // Stop advertising an HTTP/3 twin that the newer configuration took away.
+            alt_svc: self
+                .alt_svc
+                .as_ref()
+                .and_then(|_| crate::h3::alt_svc(current, &self.listener, &self.server)),
             ..self.clone()
         })
     }

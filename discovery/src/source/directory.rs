@@ -6,6 +6,7 @@
 //! A half-written file never empties a cluster.
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use multicluster::model::ClusterId;
@@ -30,6 +31,29 @@ struct FileState {
     resources: Vec<Decoded>,
     /// From the latest read, good or not.
     problems: Vec<Rejection>,
+    /// Of the text this state was made from; `None` when the file could not be read.
+    fingerprint: Option<Fingerprint>,
+}
+
+/// Identifies a file's content without keeping it. Decoding dominates a refresh (a cluster of
+/// 30,000 pods is tens of MiB of YAML), and one event usually means one changed file, so the
+/// others are recognised by this and not decoded again. A 64-bit SipHash collision between two
+/// versions of one file is not a practical concern; the length is compared too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    length: usize,
+    hash: u64,
+}
+
+impl Fingerprint {
+    fn of(text: &str) -> Self {
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        Fingerprint {
+            length: text.len(),
+            hash: hasher.finish(),
+        }
+    }
 }
 
 impl ClusterDirectory {
@@ -79,7 +103,7 @@ impl ClusterDirectory {
         );
     }
 
-    fn read_file(&self, path: &Path, previous: Option<FileState>) -> FileState {
+    fn read_file(&self, path: &Path, mut previous: Option<FileState>) -> FileState {
         let label = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -90,9 +114,14 @@ impl ClusterDirectory {
                     Severity::Error,
                     format!("cannot read file: {error}"),
                     Vec::new(),
+                    None,
                 );
             }
         };
+        let fingerprint = Fingerprint::of(&text);
+        if let Some(unchanged) = previous.take_if(|p| p.fingerprint == Some(fingerprint)) {
+            return unchanged;
+        }
         let had_resources = previous.as_ref().is_some_and(|p| !p.resources.is_empty());
         if text.trim().is_empty() && had_resources {
             // `>` redirections truncate first and write later: an empty file that had
@@ -103,6 +132,7 @@ impl ClusterDirectory {
                 Severity::Warning,
                 "the file is empty (delete it to remove its resources)".to_string(),
                 Vec::new(),
+                Some(fingerprint),
             );
         }
         let (resources, errors) = decode_documents(&text, &label);
@@ -120,10 +150,12 @@ impl ClusterDirectory {
                 Severity::Error,
                 "the file is not valid YAML".to_string(),
                 problems,
+                Some(fingerprint),
             ),
             _ => FileState {
                 resources,
                 problems,
+                fingerprint: Some(fingerprint),
             },
         }
     }
@@ -135,6 +167,7 @@ impl ClusterDirectory {
         severity: Severity,
         reason: String,
         mut problems: Vec<Rejection>,
+        fingerprint: Option<Fingerprint>,
     ) -> FileState {
         let resources = previous
             .map(|previous| previous.resources)
@@ -148,6 +181,7 @@ impl ClusterDirectory {
         FileState {
             resources,
             problems,
+            fingerprint,
         }
     }
 

@@ -601,11 +601,14 @@ async fn refusing_gateway_keeps_its_version_and_the_nack_is_visible() {
         assert!(Instant::now() < deadline, "picky never refused");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_eq!(nack.problems, [problem.clone()]);
+    assert_eq!(nack.problems, std::slice::from_ref(&problem));
     assert_ne!(nack.version, picky_v1.version);
 
     // Still serving what it had: nothing of the refused version reached it.
-    assert_eq!(picky.sink.applied_versions(), [picky_v1.version.clone()]);
+    assert_eq!(
+        picky.sink.applied_versions(),
+        std::slice::from_ref(&picky_v1.version)
+    );
     assert_eq!(picky.sink.current().unwrap(), picky_v1);
     assert_eq!(
         picky.status.borrow().last_applied_version.as_deref(),

@@ -49,8 +49,12 @@ impl Translator<'_> {
                 u32::from(record.service.ports[0].number)
             }
             (None, Some(record)) => {
-                let ports: Vec<String> =
-                    record.service.ports.iter().map(|p| p.number.to_string()).collect();
+                let ports: Vec<String> = record
+                    .service
+                    .ports
+                    .iter()
+                    .map(|p| p.number.to_string())
+                    .collect();
                 self.reject(
                     item,
                     field,
@@ -63,7 +67,11 @@ impl Translator<'_> {
                 return None;
             }
             (None, None) => {
-                self.reject(item, field, format!("no service {} (and no port given)", target.host));
+                self.reject(
+                    item,
+                    field,
+                    format!("no service {} (and no port given)", target.host),
+                );
                 return None;
             }
         };
@@ -74,7 +82,11 @@ impl Translator<'_> {
             }) {
             Ok(key) => key,
             Err(reason) => {
-                self.reject(item, field, format!("destination {}: {reason}", target.host));
+                self.reject(
+                    item,
+                    field,
+                    format!("destination {}: {reason}", target.host),
+                );
                 return None;
             }
         };
@@ -115,7 +127,12 @@ impl Translator<'_> {
             return cluster;
         };
         let Some(service_port) = record.service.port(key.port()) else {
-            let ports: Vec<String> = record.service.ports.iter().map(|p| p.number.to_string()).collect();
+            let ports: Vec<String> = record
+                .service
+                .ports
+                .iter()
+                .map(|p| p.number.to_string())
+                .collect();
             self.reject(
                 item,
                 field,
@@ -160,9 +177,17 @@ impl Translator<'_> {
             cluster.dns_targets = entry
                 .dns_endpoints
                 .iter()
-                .filter(|endpoint| selector.iter().all(|(k, v)| endpoint.labels.get(k) == Some(v)))
+                .filter(|endpoint| {
+                    selector
+                        .iter()
+                        .all(|(k, v)| endpoint.labels.get(k) == Some(v))
+                })
                 .map(|endpoint| {
-                    let port = endpoint.ports.get(&key.port()).copied().unwrap_or(key.port());
+                    let port = endpoint
+                        .ports
+                        .get(&key.port())
+                        .copied()
+                        .unwrap_or(key.port());
                     proto::DnsTarget {
                         hostname: endpoint.hostname.clone(),
                         port: u32::from(port),
@@ -202,7 +227,12 @@ impl Translator<'_> {
                 })
                 .collect(),
             EndpointScope::Reachable => {
-                let view = view_from_network(&network, key.port(), members, &self.snapshot.network_gateways);
+                let view = view_from_network(
+                    &network,
+                    key.port(),
+                    members,
+                    &self.snapshot.network_gateways,
+                );
                 let behind_gateways: u32 = view
                     .endpoints
                     .iter()
@@ -234,7 +264,13 @@ impl Translator<'_> {
         }
     }
 
-    fn apply_policy(&mut self, item: &Item<'_>, field: &str, cluster: &mut proto::Cluster, policy: &Policy<'_>) {
+    fn apply_policy(
+        &mut self,
+        item: &Item<'_>,
+        field: &str,
+        cluster: &mut proto::Cluster,
+        policy: &Policy<'_>,
+    ) {
         if let Some(lb) = policy.load_balancer.and_then(|lb| lb.simple) {
             cluster.load_balancer = match lb {
                 SimpleLoadBalancer::LeastConn | SimpleLoadBalancer::LeastRequest => {
@@ -282,7 +318,11 @@ struct Policy<'p> {
     tls: Option<&'p ClientTlsSettings>,
 }
 
-fn effective_policy<'p>(rule: Option<&'p TrafficPolicy>, subset: Option<&'p TrafficPolicy>, port: u16) -> Policy<'p> {
+fn effective_policy<'p>(
+    rule: Option<&'p TrafficPolicy>,
+    subset: Option<&'p TrafficPolicy>,
+    port: u16,
+) -> Policy<'p> {
     let mut policy = Policy {
         load_balancer: None,
         connection_pool: None,
@@ -292,16 +332,24 @@ fn effective_policy<'p>(rule: Option<&'p TrafficPolicy>, subset: Option<&'p Traf
     for level in [rule, subset].into_iter().flatten() {
         policy.load_balancer = level.load_balancer.as_ref().or(policy.load_balancer);
         policy.connection_pool = level.connection_pool.as_ref().or(policy.connection_pool);
-        policy.outlier_detection = level.outlier_detection.as_ref().or(policy.outlier_detection);
+        policy.outlier_detection = level
+            .outlier_detection
+            .as_ref()
+            .or(policy.outlier_detection);
         policy.tls = level.tls.as_ref().or(policy.tls);
-        let port_level = level
-            .port_level_settings
-            .iter()
-            .find(|setting| setting.port.as_ref().is_some_and(|p| p.number == u32::from(port)));
+        let port_level = level.port_level_settings.iter().find(|setting| {
+            setting
+                .port
+                .as_ref()
+                .is_some_and(|p| p.number == u32::from(port))
+        });
         if let Some(setting) = port_level {
             policy.load_balancer = setting.load_balancer.as_ref().or(policy.load_balancer);
             policy.connection_pool = setting.connection_pool.as_ref().or(policy.connection_pool);
-            policy.outlier_detection = setting.outlier_detection.as_ref().or(policy.outlier_detection);
+            policy.outlier_detection = setting
+                .outlier_detection
+                .as_ref()
+                .or(policy.outlier_detection);
             policy.tls = setting.tls.as_ref().or(policy.tls);
         }
     }
@@ -317,7 +365,11 @@ fn outlier_detection(outlier: &OutlierDetection) -> proto::OutlierDetection {
     let consecutive = outlier
         .consecutive_gateway_errors
         .or(outlier.consecutive_5xx_errors)
-        .or_else(|| u32::try_from(outlier.consecutive_errors).ok().filter(|n| *n > 0))
+        .or_else(|| {
+            u32::try_from(outlier.consecutive_errors)
+                .ok()
+                .filter(|n| *n > 0)
+        })
         .unwrap_or(0);
     proto::OutlierDetection {
         consecutive_errors: consecutive,
@@ -344,7 +396,8 @@ fn connection_pool(pool: &ConnectionPoolSettings) -> (proto::ConnectionPool, u32
         proto::ConnectionPool {
             max_connections: tcp.map_or(0, |tcp| positive(tcp.max_connections)),
             max_pending_requests: http.map_or(0, |http| positive(http.http1_max_pending_requests)),
-            max_requests_per_connection: http.map_or(0, |http| positive(http.max_requests_per_connection)),
+            max_requests_per_connection: http
+                .map_or(0, |http| positive(http.max_requests_per_connection)),
             idle_timeout_ms: idle,
         },
         connect_timeout,

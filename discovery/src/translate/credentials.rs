@@ -48,7 +48,10 @@ impl Translator<'_> {
     }
 
     /// Registers what a gateway presents/trusts when it originates TLS; empty when nothing.
-    pub(super) fn upstream_credential(&mut self, settings: &ClientTlsSettings) -> Result<String, String> {
+    pub(super) fn upstream_credential(
+        &mut self,
+        settings: &ClientTlsSettings,
+    ) -> Result<String, String> {
         if !settings.credential_name.is_empty() {
             return self.secret_credential(&settings.credential_name, false, false);
         }
@@ -87,10 +90,9 @@ impl Translator<'_> {
         needs_certificate: bool,
     ) -> Result<String, String> {
         let namespace = self.gateway.namespace.as_str();
-        let cluster = self
-            .cluster
-            .clone()
-            .ok_or_else(|| "the gateway named no cluster, so no Secret can be looked up".to_owned())?;
+        let cluster = self.cluster.clone().ok_or_else(|| {
+            "the gateway named no cluster, so no Secret can be looked up".to_owned()
+        })?;
         let secret = self.snapshot.secret(&cluster, namespace, secret_name).ok_or_else(|| {
             format!(
                 "credentialName {secret_name}: no Secret {namespace}/{secret_name} in cluster {cluster} \

@@ -86,7 +86,10 @@ pub fn fully_qualify(host: &str, namespace: &str, domain_suffix: &str) -> String
     if host.contains('.') || host == "*" {
         host.to_ascii_lowercase()
     } else {
-        format!("{}.{namespace}.svc.{domain_suffix}", host.to_ascii_lowercase())
+        format!(
+            "{}.{namespace}.svc.{domain_suffix}",
+            host.to_ascii_lowercase()
+        )
     }
 }
 
@@ -103,8 +106,16 @@ mod tests {
             ("bookinfo.com", "*.com", Some("bookinfo.com")),
             ("*.com", "bookinfo.com", Some("bookinfo.com")),
             ("bookinfo.demo", "*", Some("bookinfo.demo")),
-            ("*", "reviews.default.svc.cluster.local", Some("reviews.default.svc.cluster.local")),
-            ("*.local", "reviews.default.svc.cluster.local", Some("reviews.default.svc.cluster.local")),
+            (
+                "*",
+                "reviews.default.svc.cluster.local",
+                Some("reviews.default.svc.cluster.local"),
+            ),
+            (
+                "*.local",
+                "reviews.default.svc.cluster.local",
+                Some("reviews.default.svc.cluster.local"),
+            ),
             ("*.com", "*.bookinfo.com", Some("*.bookinfo.com")),
             ("*.bookinfo.com", "*.com", Some("*.bookinfo.com")),
             ("*.com", "com", None),
@@ -133,8 +144,14 @@ mod tests {
         let parse = |text| ServerHost::parse(text, "istio-system");
         assert_eq!(parse("*.local").namespace, NamespaceFilter::Any);
         assert_eq!(parse("*/foo.com").namespace, NamespaceFilter::Any);
-        assert_eq!(parse("./foo.com").namespace, NamespaceFilter::Only("istio-system".into()));
-        assert_eq!(parse("prod/foo.com").namespace, NamespaceFilter::Only("prod".into()));
+        assert_eq!(
+            parse("./foo.com").namespace,
+            NamespaceFilter::Only("istio-system".into())
+        );
+        assert_eq!(
+            parse("prod/foo.com").namespace,
+            NamespaceFilter::Only("prod".into())
+        );
         assert_eq!(parse("prod/Foo.com").host, "foo.com");
         assert!(!parse("~/foo.com").admits_namespace("default"));
         assert!(parse("prod/foo.com").admits_namespace("prod"));
@@ -148,7 +165,11 @@ mod tests {
             "productpage.istio-system.svc.cluster.local"
         );
         assert_eq!(
-            fully_qualify("productpage.istio.svc.cluster.local", "istio-system", "cluster.local"),
+            fully_qualify(
+                "productpage.istio.svc.cluster.local",
+                "istio-system",
+                "cluster.local"
+            ),
             "productpage.istio.svc.cluster.local"
         );
     }

@@ -95,7 +95,11 @@ impl<'a> Translator<'a> {
                 format!("unknown protocol {:?}", port.protocol),
             );
         };
-        let bind = if server.bind.is_empty() { "0.0.0.0" } else { &server.bind };
+        let bind = if server.bind.is_empty() {
+            "0.0.0.0"
+        } else {
+            &server.bind
+        };
         let name = server_name(protocol, port.number, &port.name, gateway);
         let class = PortClass::of(protocol);
         let context = ServerContext {
@@ -128,19 +132,18 @@ impl<'a> Translator<'a> {
         let tls = server.tls.as_ref();
         let mode = tls.map(|tls| tls.mode);
         let routing = match (class, mode) {
-            (PortClass::PlainHttp, _) => Some(Routing::RouteTable(self.http_route_table(
-                &context,
-                format!("http.{}", port.number),
-            ))),
+            (PortClass::PlainHttp, _) => Some(Routing::RouteTable(
+                self.http_route_table(&context, format!("http.{}", port.number)),
+            )),
             (PortClass::Tls, Some(ServerTlsMode::AutoPassthrough)) => {
                 Some(Routing::AutoPassthrough(self.sni_table(&context)))
             }
             (PortClass::Tls, Some(ServerTlsMode::Passthrough)) => {
                 Some(Routing::TlsRoutes(self.tls_routes(&context)))
             }
-            (PortClass::Tls, Some(_)) if protocol == Protocol::Https => {
-                Some(Routing::RouteTable(self.http_route_table(&context, name.clone())))
-            }
+            (PortClass::Tls, Some(_)) if protocol == Protocol::Https => Some(Routing::RouteTable(
+                self.http_route_table(&context, name.clone()),
+            )),
             (PortClass::Tls, Some(_)) | (PortClass::Tcp, _) => {
                 Some(Routing::TcpRoutes(self.tcp_routes(&context)))
             }
@@ -148,7 +151,10 @@ impl<'a> Translator<'a> {
                 return self.reject(
                     &item,
                     field,
-                    format!("server must have TLS settings for {} protocol", protocol.name()),
+                    format!(
+                        "server must have TLS settings for {} protocol",
+                        protocol.name()
+                    ),
                 );
             }
         };
@@ -239,7 +245,12 @@ fn conflict(entry: &PortListener, class: PortClass, hosts: &[ServerHost]) -> Opt
 }
 
 /// Istio's server/route name: `<protocol>.<port>.<port name>.<gateway>.<namespace>`.
-fn server_name(protocol: Protocol, port: u32, port_name: &str, gateway: &IstioObject<GatewaySpec>) -> String {
+fn server_name(
+    protocol: Protocol,
+    port: u32,
+    port_name: &str,
+    gateway: &IstioObject<GatewaySpec>,
+) -> String {
     format!(
         "{}.{port}.{port_name}.{}.{}",
         protocol.name().to_ascii_lowercase(),

@@ -18,11 +18,18 @@ type VirtualService = IstioObject<VirtualServiceSpec>;
 impl Translator<'_> {
     /// Adds the virtual hosts of every VirtualService bound to this server to the route table
     /// `table_name` (shared by every plaintext HTTP server of a port) and returns the name.
-    pub(super) fn http_route_table(&mut self, context: &ServerContext<'_>, table_name: String) -> String {
-        let mut table = self.route_tables.remove(&table_name).unwrap_or_else(|| proto::RouteTable {
-            name: table_name.clone(),
-            virtual_hosts: Vec::new(),
-        });
+    pub(super) fn http_route_table(
+        &mut self,
+        context: &ServerContext<'_>,
+        table_name: String,
+    ) -> String {
+        let mut table =
+            self.route_tables
+                .remove(&table_name)
+                .unwrap_or_else(|| proto::RouteTable {
+                    name: table_name.clone(),
+                    virtual_hosts: Vec::new(),
+                });
         for vs in self.bound_virtual_services(context.gateway) {
             let domains = bound_domains(context, vs);
             if domains.is_empty() {
@@ -72,7 +79,10 @@ impl Translator<'_> {
         let applicable: Vec<_> = route
             .matches
             .iter()
-            .filter(|m| (m.port == 0 || m.port == context.port) && match_applies_to(&m.gateways, vs.namespace(), context.gateway))
+            .filter(|m| {
+                (m.port == 0 || m.port == context.port)
+                    && match_applies_to(&m.gateways, vs.namespace(), context.gateway)
+            })
             .collect();
         if !route.matches.is_empty() && applicable.is_empty() {
             return None;
@@ -83,7 +93,11 @@ impl Translator<'_> {
                 authority: redirect.authority.clone(),
                 scheme: redirect.scheme.clone(),
                 port: redirect.port.unwrap_or(0),
-                status: if redirect.redirect_code == 0 { 301 } else { redirect.redirect_code },
+                status: if redirect.redirect_code == 0 {
+                    301
+                } else {
+                    redirect.redirect_code
+                },
             })
         } else if let Some(direct) = &route.direct_response {
             Action::DirectResponse(proto::DirectResponse {
@@ -102,7 +116,11 @@ impl Translator<'_> {
         };
         let headers = route.headers.as_ref();
         Some(proto::HttpRoute {
-            name: if route.name.is_empty() { format!("{}.{}.{index}", vs.namespace(), vs.name()) } else { route.name.clone() },
+            name: if route.name.is_empty() {
+                format!("{}.{}.{index}", vs.namespace(), vs.name())
+            } else {
+                route.name.clone()
+            },
             matches: applicable
                 .iter()
                 .map(|m| proto::HttpMatch {
@@ -111,22 +129,42 @@ impl Translator<'_> {
                     scheme: m.scheme.as_ref().map(string_match),
                     method: m.method.as_ref().map(string_match),
                     authority: m.authority.as_ref().map(string_match),
-                    headers: m.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), string_match(v))).collect(),
-                    query_params: m.query_params.iter().map(|(k, v)| (k.clone(), string_match(v))).collect(),
-                    without_headers: m.without_headers.keys().map(|k| k.to_ascii_lowercase()).collect(),
+                    headers: m
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), string_match(v)))
+                        .collect(),
+                    query_params: m
+                        .query_params
+                        .iter()
+                        .map(|(k, v)| (k.clone(), string_match(v)))
+                        .collect(),
+                    without_headers: m
+                        .without_headers
+                        .keys()
+                        .map(|k| k.to_ascii_lowercase())
+                        .collect(),
                     port: m.port,
                     ignore_uri_case: m.ignore_uri_case,
                 })
                 .collect(),
             action: Some(action),
-            request_headers: headers.and_then(|h| h.request.as_ref()).map(header_operations),
-            response_headers: headers.and_then(|h| h.response.as_ref()).map(header_operations),
+            request_headers: headers
+                .and_then(|h| h.request.as_ref())
+                .map(header_operations),
+            response_headers: headers
+                .and_then(|h| h.response.as_ref())
+                .map(header_operations),
             cors: route.cors_policy.as_ref().map(|cors| proto::CorsPolicy {
                 allow_origins: cors
                     .allow_origins
                     .iter()
                     .map(string_match)
-                    .chain(cors.allow_origin.iter().map(|o| string_match(&StringMatch::exact(o))))
+                    .chain(
+                        cors.allow_origin
+                            .iter()
+                            .map(|o| string_match(&StringMatch::exact(o))),
+                    )
                     .collect(),
                 allow_methods: cors.allow_methods.clone(),
                 allow_headers: cors.allow_headers.clone(),
@@ -139,10 +177,11 @@ impl Translator<'_> {
                 allow_credentials: cors.allow_credentials.unwrap_or(false),
             }),
             fault: route.fault.as_ref().map(|fault| proto::Fault {
-                delay_percentage: fault
-                    .delay
-                    .as_ref()
-                    .map_or(0.0, |d| d.percentage.as_ref().map_or(d.percent.map_or(100.0, f64::from), |p| p.value)),
+                delay_percentage: fault.delay.as_ref().map_or(0.0, |d| {
+                    d.percentage
+                        .as_ref()
+                        .map_or(d.percent.map_or(100.0, f64::from), |p| p.value)
+                }),
                 fixed_delay_ms: fault
                     .delay
                     .as_ref()
@@ -163,19 +202,37 @@ impl Translator<'_> {
         })
     }
 
-    fn route_action(&mut self, item: &Item<'_>, vs: &VirtualService, field: &str, route: &HttpRoute) -> proto::RouteAction {
+    fn route_action(
+        &mut self,
+        item: &Item<'_>,
+        vs: &VirtualService,
+        field: &str,
+        route: &HttpRoute,
+    ) -> proto::RouteAction {
         let destinations = self.http_destinations(item, vs, field, &route.route);
-        let mirror = route.mirror.as_ref().or_else(|| route.mirrors.first().and_then(|m| m.destination.as_ref()));
+        let mirror = route
+            .mirror
+            .as_ref()
+            .or_else(|| route.mirrors.first().and_then(|m| m.destination.as_ref()));
         let mirror_percentage = route
             .mirror_percentage
             .as_ref()
             .map(|p| p.value)
             .or(route.mirror_percent.map(f64::from))
-            .or_else(|| route.mirrors.first().and_then(|m| m.percentage.as_ref()).map(|p| p.value))
+            .or_else(|| {
+                route
+                    .mirrors
+                    .first()
+                    .and_then(|m| m.percentage.as_ref())
+                    .map(|p| p.value)
+            })
             .unwrap_or(100.0);
         let mirror = mirror.and_then(|destination| {
             self.destination_cluster(item, vs, &format!("{field}.mirror"), destination)
-                .map(|cluster| proto::Mirror { cluster, percentage: mirror_percentage })
+                .map(|cluster| proto::Mirror {
+                    cluster,
+                    percentage: mirror_percentage,
+                })
         });
         proto::RouteAction {
             destinations,
@@ -216,7 +273,11 @@ impl Translator<'_> {
             })
             .collect();
         if destinations.iter().any(|d| d.headers.is_some()) {
-            self.reject(item, field, "destination-level headers are not applied yet; use route-level headers");
+            self.reject(
+                item,
+                field,
+                "destination-level headers are not applied yet; use route-level headers",
+            );
         }
         self.weighted(item, vs, field, &plain)
     }
@@ -245,14 +306,29 @@ impl Translator<'_> {
             .collect()
     }
 
-    fn destination_cluster(&mut self, item: &Item<'_>, vs: &VirtualService, field: &str, destination: &Destination) -> Option<String> {
-        let host = fully_qualify(&destination.host, vs.namespace(), &self.snapshot.domain_suffix);
+    fn destination_cluster(
+        &mut self,
+        item: &Item<'_>,
+        vs: &VirtualService,
+        field: &str,
+        destination: &Destination,
+    ) -> Option<String> {
+        let host = fully_qualify(
+            &destination.host,
+            vs.namespace(),
+            &self.snapshot.domain_suffix,
+        );
         let target = Target {
             host: &host,
             port: destination.port.as_ref().map(|p| p.number),
             subset: &destination.subset,
         };
-        self.cluster_for(item, &format!("{field}.destination"), &target, EndpointScope::Reachable)
+        self.cluster_for(
+            item,
+            &format!("{field}.destination"),
+            &target,
+            EndpointScope::Reachable,
+        )
     }
 
     /// `tls` routes of bound VirtualServices for a PASSTHROUGH server.
@@ -267,19 +343,30 @@ impl Translator<'_> {
                 let applicable: Vec<_> = route
                     .matches
                     .iter()
-                    .filter(|m| (m.port == 0 || m.port == context.port) && match_applies_to(&m.gateways, vs.namespace(), context.gateway))
+                    .filter(|m| {
+                        (m.port == 0 || m.port == context.port)
+                            && match_applies_to(&m.gateways, vs.namespace(), context.gateway)
+                    })
                     .collect();
                 if applicable.is_empty() {
                     continue;
                 }
-                let destinations = self.weighted(&item, vs, &format!("spec.tls[{index}]"), &route.route);
+                let destinations =
+                    self.weighted(&item, vs, &format!("spec.tls[{index}]"), &route.route);
                 routes.push(proto::TlsRoute {
-                    sni_hosts: applicable.iter().flat_map(|m| m.sni_hosts.iter().map(|h| h.to_ascii_lowercase())).collect(),
+                    sni_hosts: applicable
+                        .iter()
+                        .flat_map(|m| m.sni_hosts.iter().map(|h| h.to_ascii_lowercase()))
+                        .collect(),
                     destinations,
                 });
             }
             let tcp_for_port = vs.spec.tcp.iter().any(|route| {
-                route.matches.is_empty() || route.matches.iter().any(|m| m.port == 0 || m.port == context.port)
+                route.matches.is_empty()
+                    || route
+                        .matches
+                        .iter()
+                        .any(|m| m.port == 0 || m.port == context.port)
             });
             if tcp_for_port && vs.spec.tls.is_empty() {
                 self.reject(
@@ -307,12 +394,14 @@ impl Translator<'_> {
             for (index, route) in vs.spec.tcp.iter().enumerate() {
                 let applies = route.matches.is_empty()
                     || route.matches.iter().any(|m| {
-                        (m.port == 0 || m.port == context.port) && match_applies_to(&m.gateways, vs.namespace(), context.gateway)
+                        (m.port == 0 || m.port == context.port)
+                            && match_applies_to(&m.gateways, vs.namespace(), context.gateway)
                     });
                 if !applies {
                     continue;
                 }
-                let destinations = self.weighted(&item, vs, &format!("spec.tcp[{index}]"), &route.route);
+                let destinations =
+                    self.weighted(&item, vs, &format!("spec.tcp[{index}]"), &route.route);
                 routes.push(proto::TcpRoute { destinations });
             }
         }

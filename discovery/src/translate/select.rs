@@ -57,7 +57,10 @@ impl<'a> Translator<'a> {
 
     /// The DestinationRule that applies to `hostname`: an exact host beats a wildcard, a longer
     /// wildcard beats a shorter one, then namespace/name order breaks ties.
-    pub(super) fn destination_rule(&self, hostname: &str) -> Option<&'a IstioObject<DestinationRuleSpec>> {
+    pub(super) fn destination_rule(
+        &self,
+        hostname: &str,
+    ) -> Option<&'a IstioObject<DestinationRuleSpec>> {
         let suffix = &self.snapshot.domain_suffix;
         self.snapshot
             .destination_rules
@@ -82,7 +85,11 @@ impl<'a> Translator<'a> {
 
 /// Whether a `gateways:` entry written in a resource of `namespace` names `gateway`:
 /// `name` means the resource's own namespace, `ns/name` is explicit, `mesh` means sidecars.
-pub(super) fn refers_to(reference: &str, namespace: &str, gateway: &IstioObject<GatewaySpec>) -> bool {
+pub(super) fn refers_to(
+    reference: &str,
+    namespace: &str,
+    gateway: &IstioObject<GatewaySpec>,
+) -> bool {
     if reference == MESH_GATEWAY {
         return false;
     }

@@ -18,6 +18,11 @@ use super::status::ClientStatus;
 use super::{ClientOptions, ConfigSink};
 
 /// Detects a discovery that vanished without closing the connection (node lost, partition).
+/// A whole-mesh east-west config is large (every service port and subset, every local
+/// endpoint): tonic's 4 MiB default refuses a mesh of ~100,000 endpoints. Discovery is
+/// trusted; the cap only bounds a runaway push.
+const MAX_CONFIG_BYTES: usize = 256 * 1024 * 1024;
+
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Answers are one per push; a few slots let an answer wait while HTTP/2 flow control catches up.
@@ -139,6 +144,7 @@ impl Client {
             outgoing.recv().await.map(|message| (message, outgoing))
         });
         let mut pushes = match MeshDiscoveryClient::new(channel)
+            .max_decoding_message_size(MAX_CONFIG_BYTES)
             .stream_config(outgoing)
             .await
         {

@@ -214,8 +214,10 @@ mod tests {
         drop(receiver);
         flood.join().unwrap();
         assert_eq!(burst.clusters, BTreeSet::from([3]));
+        // The point is that the burst ends at all (the 200 ms cap), not how fast: a loaded
+        // machine can stretch 200 ms a lot, so the bound only catches a burst that never ends.
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(30),
             "{:?}",
             started.elapsed()
         );

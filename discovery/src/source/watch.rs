@@ -135,7 +135,13 @@ pub(crate) async fn collect_burst(
     burst.add(first);
     let give_up = Instant::now() + max_wait;
     loop {
-        let deadline = (Instant::now() + quiet).min(give_up);
+        let now = Instant::now();
+        // `timeout_at` polls the receiver before its timer, so a receiver that is always ready
+        // would never time out: the cap has to be checked here.
+        if now >= give_up {
+            return burst;
+        }
+        let deadline = (now + quiet).min(give_up);
         match tokio::time::timeout_at(deadline, signals.recv()).await {
             Ok(Some(signal)) => burst.add(signal),
             Ok(None) => {

@@ -9,6 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::istio::{Problem, validate_resource};
+pub use crate::mesh::Severity;
 use crate::resource::decode_documents;
 
 /// Why a path could not be read.
@@ -18,21 +19,6 @@ pub enum ReadError {
     File { path: String, source: io::Error },
     #[error("{path}: cannot list directory: {source}")]
     Directory { path: String, source: io::Error },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        })
-    }
 }
 
 /// One line of output.

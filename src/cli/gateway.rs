@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use gateway::runtime::{Gateway, GatewayOptions};
-use gateway::xds::{self, ClientOptions};
+use gateway::xds::ClientOptions;
 use multicluster::proto::GatewayIdentity;
 
 #[derive(Debug, clap::Args)]
@@ -95,18 +95,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let handle = Gateway::start(options)
             .await
             .context("starting the gateway")?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let client = tokio::spawn(xds::run(
+        super::follow_discovery_until_stopped(
             ClientOptions::new(args.discovery, identity),
             handle.gateway(),
-            async move {
-                let mut stopped = stopped;
-                let _ = stopped.wait_for(|stop| *stop).await;
-            },
-        ));
-        super::wait_for_ctrl_c().await;
-        let _ = stop.send(true);
-        let _ = client.await;
+        )
+        .await;
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

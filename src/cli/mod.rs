@@ -64,6 +64,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Applies discovery's pushes to `gateway` until Ctrl-C or SIGTERM, then stops the client; the
+/// caller then shuts the gateway or sidecar down (draining its connections).
+async fn follow_discovery_until_stopped(
+    client: ::gateway::xds::ClientOptions,
+    gateway: ::gateway::Gateway,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let follow = tokio::spawn(::gateway::xds::run(client, gateway, async move {
+        // A dropped sender also means stop.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+    wait_for_ctrl_c().await;
+    let _ = stop.send(true);
+    let _ = follow.await;
+}
+
 /// Returns on Ctrl-C or SIGTERM, the two ways a supervisor asks a process to stop.
 async fn wait_for_ctrl_c() {
     let mut terminate =

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use certs::{Identity, RotatingCert};
 use gateway::runtime::GatewayOptions;
 use gateway::sidecar::{InboundSpec, MeshTls, Sidecar, SidecarOptions};
-use gateway::xds::{self, ClientOptions};
+use gateway::xds::ClientOptions;
 use multicluster::proto::{GatewayIdentity, Role};
 
 #[derive(Debug, clap::Args)]
@@ -129,18 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let handle = Sidecar::start(options, tls)
             .await
             .context("starting the sidecar")?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let client = tokio::spawn(xds::run(
+        super::follow_discovery_until_stopped(
             ClientOptions::new(args.discovery, identity),
             handle.gateway(),
-            async move {
-                let mut stopped = stopped;
-                let _ = stopped.wait_for(|stop| *stop).await;
-            },
-        ));
-        super::wait_for_ctrl_c().await;
-        let _ = stop.send(true);
-        let _ = client.await;
+        )
+        .await;
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

@@ -49,19 +49,13 @@ impl Translator<'_> {
                 u32::from(record.service.ports[0].number)
             }
             (None, Some(record)) => {
-                let ports: Vec<String> = record
-                    .service
-                    .ports
-                    .iter()
-                    .map(|p| p.number.to_string())
-                    .collect();
+                let ports = port_list(record);
                 self.reject(
                     item,
                     field,
                     format!(
                         "destination {} needs a port: the service has ports {}",
-                        target.host,
-                        ports.join(", ")
+                        target.host, ports
                     ),
                 );
                 return None;
@@ -127,12 +121,7 @@ impl Translator<'_> {
             return cluster;
         };
         let Some(service_port) = record.service.port(key.port()) else {
-            let ports: Vec<String> = record
-                .service
-                .ports
-                .iter()
-                .map(|p| p.number.to_string())
-                .collect();
+            let ports = port_list(record);
             self.reject(
                 item,
                 field,
@@ -140,7 +129,7 @@ impl Translator<'_> {
                     "service {} has no port {} (ports: {})",
                     key.host(),
                     key.port(),
-                    ports.join(", ")
+                    ports
                 ),
             );
             return cluster;
@@ -421,4 +410,15 @@ fn proto_endpoint(endpoint: &Endpoint, port: u16) -> proto::Endpoint {
         service_account: endpoint.service_account.clone(),
         network_gateway: false,
     }
+}
+
+/// `8000, 9080`: a service's port numbers, for messages that suggest a valid one.
+fn port_list(record: &ServiceRecord) -> String {
+    let ports: Vec<String> = record
+        .service
+        .ports
+        .iter()
+        .map(|p| p.number.to_string())
+        .collect();
+    ports.join(", ")
 }

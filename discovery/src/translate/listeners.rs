@@ -12,6 +12,7 @@ use crate::istio::gateway::{Server, ServerTlsMode, ServerTlsSettings, TlsProtoco
 use crate::istio::{GatewaySpec, IstioObject, Protocol};
 
 use super::hosts::{ServerHost, covers};
+use super::select::match_applies_to;
 use super::{Item, Translator};
 
 /// How connections on a port are told apart.
@@ -62,6 +63,12 @@ pub(super) struct ServerContext<'g> {
 impl ServerContext<'_> {
     pub fn field(&self) -> String {
         format!("spec.servers[{}]", self.index)
+    }
+
+    /// Whether a VirtualService match (its `port`, 0 for any, and its route-level `gateways`)
+    /// written in `namespace` applies to this server.
+    pub fn match_applies(&self, port: u32, gateways: &[String], namespace: &str) -> bool {
+        (port == 0 || port == self.port) && match_applies_to(gateways, namespace, self.gateway)
     }
 }
 

@@ -10,7 +10,6 @@ use crate::istio::{IstioObject, VirtualServiceSpec};
 use super::clusters::{EndpointScope, Target};
 use super::hosts::{fully_qualify, intersect};
 use super::listeners::ServerContext;
-use super::select::match_applies_to;
 use super::{Item, Translator};
 
 type VirtualService = IstioObject<VirtualServiceSpec>;
@@ -79,10 +78,7 @@ impl Translator<'_> {
         let applicable: Vec<_> = route
             .matches
             .iter()
-            .filter(|m| {
-                (m.port == 0 || m.port == context.port)
-                    && match_applies_to(&m.gateways, vs.namespace(), context.gateway)
-            })
+            .filter(|m| context.match_applies(m.port, &m.gateways, vs.namespace()))
             .collect();
         if !route.matches.is_empty() && applicable.is_empty() {
             return None;
@@ -343,10 +339,7 @@ impl Translator<'_> {
                 let applicable: Vec<_> = route
                     .matches
                     .iter()
-                    .filter(|m| {
-                        (m.port == 0 || m.port == context.port)
-                            && match_applies_to(&m.gateways, vs.namespace(), context.gateway)
-                    })
+                    .filter(|m| context.match_applies(m.port, &m.gateways, vs.namespace()))
                     .collect();
                 if applicable.is_empty() {
                     continue;
@@ -393,10 +386,10 @@ impl Translator<'_> {
             let item = Item::of("VirtualService", vs);
             for (index, route) in vs.spec.tcp.iter().enumerate() {
                 let applies = route.matches.is_empty()
-                    || route.matches.iter().any(|m| {
-                        (m.port == 0 || m.port == context.port)
-                            && match_applies_to(&m.gateways, vs.namespace(), context.gateway)
-                    });
+                    || route
+                        .matches
+                        .iter()
+                        .any(|m| context.match_applies(m.port, &m.gateways, vs.namespace()));
                 if !applies {
                     continue;
                 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod sidecar;
+pub mod telemetry;
 pub mod tls;
 pub mod upstream;
 pub mod xds;

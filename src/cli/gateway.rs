@@ -48,6 +48,8 @@ pub struct Args {
     /// Config dump and listings; keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
+    #[command(flatten)]
+    tracing: super::tracing_args::TracingArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -74,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.labels.is_empty() {
         bail!("a gateway needs at least one --label for Gateway resources to select it");
     }
+    let telemetry = args.tracing.options(&args.name, &args.namespace);
     let identity = GatewayIdentity {
         name: args.name,
         namespace: args.namespace,
@@ -89,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         listener_address: args.listener_address,
         port_map: args.port_map.into_iter().collect::<BTreeMap<_, _>>(),
         network: Some(args.network),
+        telemetry,
         ..GatewayOptions::default()
     };
     super::runtime()?.block_on(async {

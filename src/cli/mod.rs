@@ -6,6 +6,7 @@ mod discovery;
 mod gateway;
 mod proxy_config;
 mod sidecar;
+mod tracing_args;
 mod validate;
 
 use std::process::ExitCode;

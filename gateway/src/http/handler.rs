@@ -68,6 +68,7 @@ where
     };
     let protocol = HttpProtocol::of(request.version());
     let (mut parts, body) = request.into_parts();
+    let span = crate::telemetry::http::start(proxy.settings.telemetry.as_ref(), &mut parts.headers);
     // The URI and Host are taken out of the parts (refcounted, no copy) so the router can
     // borrow path, query and authority while the headers are edited for the upstream.
     let uri = std::mem::take(&mut parts.uri);
@@ -88,24 +89,27 @@ where
     if let Some(alt_svc) = &conn.alt_svc {
         out.insert(header::ALT_SVC, alt_svc.clone());
     }
+    let logged = access_log::Request {
+        method: &parts.method,
+        authority,
+        path: uri.path(),
+        protocol,
+        grpc,
+        request_id: outcome
+            .request_id
+            .as_ref()
+            .or_else(|| parts.headers.get(&headers::X_REQUEST_ID)),
+    };
     access_log::record(
         &proxy.metrics,
         &conn,
-        &access_log::Request {
-            method: &parts.method,
-            authority,
-            path: uri.path(),
-            protocol,
-            grpc,
-            request_id: outcome
-                .request_id
-                .as_ref()
-                .or_else(|| parts.headers.get(&headers::X_REQUEST_ID)),
-        },
+        &logged,
         &response,
         &outcome,
         started.elapsed(),
     );
+    let route_name = route.map(|route| route.name.as_str());
+    crate::telemetry::http::finish(span, &conn, &logged, &response, &outcome, route_name);
     response
 }
 

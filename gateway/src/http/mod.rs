@@ -4,7 +4,7 @@
 //! A front end (the h1/h2 server here, an h3 server elsewhere) builds one
 //! [`ConnectionContext`] per connection and calls [`handle_request`] for every request.
 
-mod access_log;
+pub(crate) mod access_log;
 pub mod body;
 pub mod client;
 mod context;

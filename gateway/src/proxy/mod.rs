@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClusterConfig, ListenerKey, ListenerRoutes, RuntimeConfig, SniRoute};
 use crate::metrics::{Metrics, REPORTER_SOURCE, SECURITY_MUTUAL_TLS, SECURITY_UNKNOWN, TcpLabels};
+use crate::telemetry;
 use crate::upstream::{self, ConnectError, EndpointFilter, Upstreams};
 
 pub use copy::{Transferred, copy_both_ways};
@@ -32,6 +33,8 @@ pub struct ProxySettings {
     pub connect_timeout: Duration,
     /// The gateway's own network: AUTO_PASSTHROUGH only delivers to endpoints on it.
     pub network: Option<String>,
+    /// OpenTelemetry traces; `None` (the default) costs one branch per request or connection.
+    pub telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 /// The data plane's per-gateway state that connections use.
@@ -317,6 +320,24 @@ impl Proxy {
             () = force_close.cancelled() => None,
         };
         counters.closed.inc();
+        if let Some(telemetry) = &self.settings.telemetry {
+            let (close, transferred) =
+                telemetry::l4::Close::of(outcome.as_ref(), route.prefix.len());
+            telemetry::l4::record(
+                telemetry,
+                &telemetry::l4::Connection {
+                    peer,
+                    listener: &routes.name,
+                    sni: route.sni.as_deref(),
+                    cluster: route.cluster,
+                    upstream: connected.address,
+                    security: route.security,
+                    transferred,
+                    started,
+                    close,
+                },
+            );
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         let sni = route.sni.as_deref().unwrap_or("");
         match outcome {

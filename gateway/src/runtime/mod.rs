@@ -32,6 +32,8 @@ pub enum StartError {
     Runtime(#[source] io::Error),
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// A running gateway; cheap to clone (the discovery client keeps one to apply pushes).
@@ -81,12 +83,18 @@ impl Gateway {
             .build()
             .map_err(StartError::Runtime)?;
         let metrics = Metrics::new();
+        let telemetry = options
+            .telemetry
+            .as_ref()
+            .map(crate::telemetry::Telemetry::start)
+            .transpose()?;
         let configs = Arc::new(ConfigCell::new(RuntimeConfig::empty()));
         let proxy = Arc::new(Proxy {
             settings: ProxySettings {
                 client_hello_timeout: options.client_hello_timeout,
                 connect_timeout: options.connect_timeout,
                 network: options.network.clone(),
+                telemetry,
             },
             upstreams: Upstreams::new(metrics.clone()),
             metrics: metrics.clone(),
@@ -366,6 +374,9 @@ impl GatewayHandle {
         self.admin_shutdown.cancel();
         if let Some(runtime) = self.data_runtime.take() {
             runtime.shutdown_background();
+        }
+        if let Some(telemetry) = &self.gateway.inner.proxy.settings.telemetry {
+            telemetry.shutdown().await;
         }
         tracing::info!("gateway stopped");
     }

@@ -45,6 +45,8 @@ pub struct GatewayOptions {
     pub http_header_read_timeout: Duration,
     /// Without one, ISTIO_MUTUAL servers are rejected at apply with that reason.
     pub mesh_identity: Option<MeshIdentity>,
+    /// OpenTelemetry traces over OTLP/gRPC; `None` (the default): no spans at all.
+    pub telemetry: Option<crate::telemetry::TelemetryOptions>,
     /// HTTP/3 on the UDP side of every HTTPS port that terminates TLS, advertised over TCP
     /// with `alt-svc`. Off: TCP only, and no `alt-svc`.
     pub http3: bool,
@@ -70,6 +72,7 @@ impl Default for GatewayOptions {
             max_request_header_bytes: 60 * 1024,
             http_header_read_timeout: Duration::from_secs(10),
             mesh_identity: None,
+            telemetry: None,
             http3: true,
             http3_zero_rtt: false,
         }

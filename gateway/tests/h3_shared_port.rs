@@ -2,7 +2,8 @@
 //! single TLS handshake, so the gateway verifies a client chain against the port's CAs during
 //! it and then applies the SNI-selected server's own rules before HTTP/3 starts. Each host
 //! must behave as its TCP twin: SIMPLE hosts ignore certificates, MUTUAL hosts demand one
-//! from their own CA that meets their subjectAltNames.
+//! from their own CA that meets their subjectAltNames, and a server QUIC cannot serve (no
+//! TLS 1.3) stays off the twin without taking the others with it.
 // Helpers outside #[test] functions unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
@@ -236,6 +237,64 @@ async fn mutual_servers_with_different_cas_on_one_port_accept_only_their_own_cli
         &to(b, &unnamed_b).run("/x", &[]).await,
         CERTIFICATE_UNKNOWN,
         "b's CA, but not one of b's subjectAltNames",
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_limited_to_tls12_stays_off_the_shared_twin_and_advertises_nothing() {
+    let backend = backend().await;
+    let certs = Certs::new("cluster.local");
+    let (modern, legacy) = ("modern.quic-corp.com", "legacy.quic-corp.com");
+    let modern_cert = certs.dns("modern", &[modern]);
+    let legacy_cert = certs.dns("legacy", &[legacy]);
+    let client = certs.dns("client", &["client.quic-corp.com"]);
+    let mut only_12 = server_tls(TlsMode::Simple, "legacy");
+    only_12.max_version = proto::TlsVersion::Tlsv12 as i32;
+    let gateway = start(test_options()).await;
+    gateway
+        .apply(one_https_port(
+            backend,
+            vec![
+                server(modern, server_tls(TlsMode::Mutual, "modern")),
+                server(legacy, only_12),
+            ],
+            vec![
+                file_credential("modern", &modern_cert, &certs.root()),
+                file_credential("legacy", &legacy_cert, ""),
+            ],
+        ))
+        .unwrap();
+    let udp = gateway.quic_listener_address(443).unwrap();
+    let over_h3 = |host: &str| H3Client {
+        connect: udp,
+        host: host.to_owned(),
+        cacert: certs.root(),
+        client_cert: Some((client.cert.clone(), client.key.clone())),
+    };
+    let served = over_h3(modern).run("/x", &[]).await;
+    assert_eq!(served.status, Some(200), "{served:?}");
+    let left_out = over_h3(legacy).run("/x", &[]).await;
+    assert_eq!(
+        left_out.status, None,
+        "QUIC is TLS 1.3: no twin for a TLS 1.2 server: {left_out:?}"
+    );
+
+    let tcp = gateway.listener_address(443).unwrap();
+    let over_tls12 = curl(&[
+        "--http2",
+        "--cacert",
+        &certs.root(),
+        "--resolve",
+        &resolve(legacy, tcp),
+        &url("https", legacy, tcp, "/x"),
+    ])
+    .await;
+    assert_eq!(over_tls12.status, 200, "{over_tls12:?}");
+    assert_eq!(
+        over_tls12.header("alt-svc"),
+        None,
+        "no twin, no advertisement: {over_tls12:?}"
     );
     gateway.shutdown().await;
 }

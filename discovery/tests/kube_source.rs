@@ -396,3 +396,27 @@ async fn istio_kinds_fall_back_to_an_older_api_version() {
         server.requests()
     );
 }
+
+#[tokio::test]
+async fn a_kind_without_rbac_is_reported_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ApiServer::start().await;
+    server.forbid("pods");
+    server.apply_yaml(MESH_YAML);
+    let mut mesh = start(kube_mesh_config(dir.path(), &server)).await;
+    let snapshot = mesh
+        .wait("the cluster to sync without pods", |s| {
+            s.clusters[0].sync == discovery::mesh::SyncState::Synced
+        })
+        .await;
+    assert_eq!(reviews_endpoints(&snapshot), ["10.10.1.1"]);
+    assert_eq!(snapshot.clusters[0].resources.get("Pod"), None);
+    let refused: Vec<String> = snapshot.errors().map(ToString::to_string).collect();
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.contains("/api/v1/pods: cannot list and watch pods")
+                && e.contains("(403): grant discovery's service account list and watch on pods")),
+        "{refused:#?}"
+    );
+}

@@ -7,7 +7,8 @@
 #   3. new TLS connections per second, gateway / HAProxy 2.6 req.ssl_sni  (target >= 1.0x)
 #   4. gateway RSS with ~10,000 open passthrough connections              (target <= 40 MiB)
 #
-# Usage: bench/l4/run.sh   (SECONDS_PER_RUN=5 ROUNDS=3 HOLD=9900 CONCURRENCY=32 to change)
+# Usage: bench/l4/run.sh   (SECONDS_PER_RUN=5 ROUNDS=3 HOLD=9900 CONCURRENCY=32 to change;
+#        CARGO_TARGET_DIR=/work/rtarget to build into a shared release dir)
 # Needs: cargo, curl; installs haproxy with apt-get if missing. Run as a user that may.
 set -euo pipefail
 
@@ -57,10 +58,11 @@ wait_for() { # what, command...
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 log "building (release)"
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p isthmus
-CARGO_TARGET_DIR="$ROOT/target/l4-bench" cargo build --release --quiet --offline --manifest-path "$HERE/Cargo.toml"
-ISTHMUS="$ROOT/target/release/isthmus"
-BENCH="$ROOT/target/l4-bench/release/l4-bench"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p isthmus
+CARGO_TARGET_DIR="$TARGET/l4-bench" cargo build --release --quiet --offline --manifest-path "$HERE/Cargo.toml"
+ISTHMUS="$TARGET/release/isthmus"
+BENCH="$TARGET/l4-bench/release/l4-bench"
 
 if ! command -v haproxy >/dev/null; then
     log "installing haproxy"

@@ -327,7 +327,8 @@ async fn watches_resume_after_bookmarks_and_dropped_connections_and_relist_after
 
     // A bookmark moves the watch's version on without an event...
     let bookmark = server.bookmark();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing outside the watcher shows that it has read the bookmark; give it time to.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // ...so after a dropped connection the watch resumes from it, without a new list.
     server.drop_connections();
     server.apply_yaml(&MESH_YAML.replace("10.10.1.1", "10.10.1.2"));

@@ -134,6 +134,12 @@ async fn spans_link_caller_ingress_and_backend_and_the_east_west_connection_is_i
         .await,
         "the east-west connection did not close"
     );
+    let counted = stats(&east_west).await;
+    let counted = |name| l4_support::metric(&counted, name, &[]) as u64;
+    let (counted_received, counted_sent) = (
+        counted("istio_tcp_received_bytes_total"),
+        counted("istio_tcp_sent_bytes_total"),
+    );
     east_west.shutdown().await;
     let spans = receiver
         .until("4 ingress spans and an east-west span", |spans| {
@@ -249,4 +255,6 @@ async fn spans_link_caller_ingress_and_backend_and_the_east_west_connection_is_i
         received > 1000 && sent > 1000,
         "received {received}, sent {sent}"
     );
+    // The spans count exactly what the metrics count, the replayed ClientHello included.
+    assert_eq!((received, sent), (counted_received, counted_sent));
 }

@@ -346,8 +346,7 @@ impl Proxy {
         };
         counters.closed.inc();
         if let Some(telemetry) = &self.settings.telemetry {
-            let (close, transferred) =
-                telemetry::l4::Close::of(outcome.as_ref(), route.prefix.len());
+            let (close, transferred) = telemetry::l4::Close::of(outcome.as_ref(), prefix_len);
             telemetry::l4::record(
                 telemetry,
                 &telemetry::l4::Connection {

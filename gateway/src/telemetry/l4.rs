@@ -28,13 +28,13 @@ impl<'a> Close<'a> {
     /// `prefix` already read from the client included).
     pub fn of(
         copied: Option<&'a std::io::Result<Transferred>>,
-        prefix: usize,
+        prefix: u64,
     ) -> (Self, Option<Transferred>) {
         match copied {
             Some(Ok(bytes)) => (
                 Close::Done,
                 Some(Transferred {
-                    received: bytes.received + prefix as u64,
+                    received: bytes.received + prefix,
                     sent: bytes.sent,
                 }),
             ),

@@ -23,15 +23,14 @@ pub fn record(
     conn: &ConnectionContext,
     request: &Request<'_>,
     response: &Response<HttpBody>,
-    outcome: &Outcome,
+    outcome: &Outcome<'_>,
     elapsed: Duration,
 ) {
     let status = response.status().as_u16();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let (service, cluster) = outcome
         .cluster
-        .as_ref()
-        .map_or(("unknown", "unknown"), |(s, c)| (s.as_str(), c.as_str()));
+        .map_or(("unknown", "unknown"), |c| (c.service.as_str(), c.name.as_str()));
     let security = match &conn.tls {
         Some(tls) if tls.mutual => SECURITY_MUTUAL_TLS,
         _ => "none",

@@ -141,7 +141,7 @@ client() { taskset -c "$CLIENT_CPUS" "$@"; }
 
 # --- instructions per request under callgrind ------------------------------------------------
 if [[ "$MODE" == instructions ]]; then
-    env "${gateway_env[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+    env "${gateway_env[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" --compress-strings=no \
         "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
     GATEWAY_PID=$!
     PIDS+=("$GATEWAY_PID")

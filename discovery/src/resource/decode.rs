@@ -1,5 +1,7 @@
 //! Document → [`Resource`] dispatch on apiVersion and kind.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -40,6 +42,15 @@ pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeEr
         }
         decode_value(value, place, true, &mut resources, &mut errors);
     }
+    (resources, errors)
+}
+
+/// Decodes one object given as JSON (what a Kubernetes client receives) with the same rules
+/// and messages as a document of a file; a `List` yields its items.
+pub fn decode_object(value: Value, origin: Origin) -> (Vec<Decoded>, Vec<DecodeError>) {
+    let mut resources = Vec::new();
+    let mut errors = Vec::new();
+    decode_value(value, origin, true, &mut resources, &mut errors);
     (resources, errors)
 }
 
@@ -188,8 +199,8 @@ fn decode_value(
     }
 }
 
-fn kube_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<Box<T>, String> {
-    from_value(Value::Object(object), "").map(Box::new)
+fn kube_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<Arc<T>, String> {
+    from_value(Value::Object(object), "").map(Arc::new)
 }
 
 /// Deserializes with the path of the offending field in the error (`spec.ports[0].port: ...`).
@@ -206,7 +217,7 @@ fn from_value<T: DeserializeOwned>(value: Value, root: &str) -> Result<T, String
     })
 }
 
-fn istio_object<S>(mut object: Map<String, Value>) -> Result<Box<IstioObject<S>>, String>
+fn istio_object<S>(mut object: Map<String, Value>) -> Result<Arc<IstioObject<S>>, String>
 where
     S: DeserializeOwned + Serialize + Default,
 {
@@ -236,7 +247,7 @@ where
             unknown_fields.push(key.clone());
         }
     }
-    Ok(Box::new(IstioObject {
+    Ok(Arc::new(IstioObject {
         api_version,
         metadata,
         spec,

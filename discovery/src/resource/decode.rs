@@ -45,13 +45,22 @@ pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeEr
     (resources, errors)
 }
 
-/// Decodes one object given as JSON (what a Kubernetes client receives) with the same rules
-/// and messages as a document of a file; a `List` yields its items.
-pub fn decode_object(value: Value, origin: Origin) -> (Vec<Decoded>, Vec<DecodeError>) {
-    let mut resources = Vec::new();
+/// Decodes one object that arrived as JSON (from an API server) by the same rules as a document
+/// of a file, so the same object means the same thing from either source. A `List` is refused:
+/// watches deliver objects one at a time.
+pub fn decode_object(value: Value, origin: Origin) -> Result<Decoded, Box<DecodeError>> {
+    let mut resources = Vec::with_capacity(1);
     let mut errors = Vec::new();
-    decode_value(value, origin, true, &mut resources, &mut errors);
-    (resources, errors)
+    decode_value(value, origin.clone(), false, &mut resources, &mut errors);
+    if let Some(error) = errors.into_iter().next() {
+        return Err(Box::new(error));
+    }
+    resources.pop().ok_or_else(|| {
+        Box::new(DecodeError::NotAnObject {
+            origin,
+            found: "nothing",
+        })
+    })
 }
 
 /// The parser's reason, with its line made relative to the file rather than the document.

@@ -148,3 +148,115 @@ pub struct PodIp {
     #[serde(default, deserialize_with = "null_default")]
     pub ip: String,
 }
+
+/// From the full k8s-openapi objects a Kubernetes client receives.
+mod from_openapi {
+    use k8s_openapi::api::core::v1 as core;
+    use k8s_openapi::api::discovery::v1 as discovery;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+
+    use super::*;
+
+    impl From<meta::ObjectMeta> for ObjectMeta {
+        fn from(metadata: meta::ObjectMeta) -> Self {
+            ObjectMeta {
+                name: metadata.name,
+                namespace: metadata.namespace,
+                labels: metadata.labels,
+            }
+        }
+    }
+
+    impl From<core::Service> for Service {
+        fn from(service: core::Service) -> Self {
+            Service {
+                metadata: service.metadata.into(),
+                spec: service.spec.map(|spec| ServiceSpec {
+                    type_: spec.type_,
+                    ports: spec.ports.map(|ports| {
+                        ports
+                            .into_iter()
+                            .map(|port| ServicePort {
+                                name: port.name,
+                                port: port.port,
+                                target_port: port.target_port,
+                                protocol: port.protocol,
+                                app_protocol: port.app_protocol,
+                            })
+                            .collect()
+                    }),
+                    external_ips: spec.external_ips,
+                }),
+                status: service.status.map(|status| ServiceStatus {
+                    load_balancer: status.load_balancer.map(|balancer| LoadBalancerStatus {
+                        ingress: balancer.ingress.map(|ingress| {
+                            ingress
+                                .into_iter()
+                                .map(|ingress| LoadBalancerIngress {
+                                    ip: ingress.ip,
+                                    hostname: ingress.hostname,
+                                })
+                                .collect()
+                        }),
+                    }),
+                }),
+            }
+        }
+    }
+
+    impl From<discovery::EndpointSlice> for EndpointSlice {
+        fn from(slice: discovery::EndpointSlice) -> Self {
+            EndpointSlice {
+                metadata: slice.metadata.into(),
+                address_type: slice.address_type,
+                endpoints: slice.endpoints.map(|endpoints| {
+                    endpoints
+                        .into_iter()
+                        .map(|endpoint| Endpoint {
+                            addresses: endpoint.addresses,
+                            conditions: endpoint.conditions.map(|conditions| EndpointConditions {
+                                ready: conditions.ready,
+                                serving: conditions.serving,
+                                terminating: conditions.terminating,
+                            }),
+                            target_ref: endpoint.target_ref.map(|reference| ObjectReference {
+                                kind: reference.kind,
+                                name: reference.name,
+                                namespace: reference.namespace,
+                            }),
+                            zone: endpoint.zone,
+                        })
+                        .collect()
+                }),
+                ports: slice.ports.map(|ports| {
+                    ports
+                        .into_iter()
+                        .map(|port| EndpointPort {
+                            name: port.name,
+                            port: port.port,
+                            protocol: port.protocol,
+                            app_protocol: port.app_protocol,
+                        })
+                        .collect()
+                }),
+            }
+        }
+    }
+
+    impl From<core::Pod> for Pod {
+        fn from(pod: core::Pod) -> Self {
+            Pod {
+                metadata: pod.metadata.into(),
+                spec: pod.spec.map(|spec| PodSpec {
+                    service_account_name: spec.service_account_name,
+                }),
+                status: pod.status.map(|status| PodStatus {
+                    pod_ip: status.pod_ip,
+                    pod_ips: status
+                        .pod_ips
+                        .map(|ips| ips.into_iter().map(|ip| PodIp { ip: ip.ip }).collect()),
+                }),
+            }
+        }
+    }
+}

@@ -27,7 +27,8 @@ use crate::istio::{
 pub struct Origin {
     /// The path (or other label) given to [`decode_documents`].
     pub path: String,
-    /// 1-based position of the document in the file.
+    /// 1-based position of the document in the file; 0 for an object read from an API
+    /// server, whose `path` is then the object's API path.
     pub document: usize,
     /// 1-based line where the document starts.
     pub line: usize,
@@ -37,6 +38,9 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.document == 0 {
+            return f.write_str(&self.path);
+        }
         write!(
             f,
             "{} (document {}, line {}",
@@ -114,6 +118,25 @@ impl Resource {
             .filter(|namespace| !namespace.is_empty())
             .unwrap_or(DEFAULT_NAMESPACE)
     }
+}
+
+macro_rules! from_object {
+    ($($kind:ident: $from:ty => $lean:ty),* $(,)?) => {$(
+        impl From<$from> for Resource {
+            fn from(object: $from) -> Self {
+                Resource::$kind(Arc::new(<$lean>::from(object)))
+            }
+        }
+    )*};
+}
+
+// What a Kubernetes client receives, kept as the index reads it.
+from_object! {
+    Namespace: Namespace => Namespace,
+    Service: k8s_openapi::api::core::v1::Service => Service,
+    EndpointSlice: k8s_openapi::api::discovery::v1::EndpointSlice => EndpointSlice,
+    Pod: k8s_openapi::api::core::v1::Pod => Pod,
+    Secret: Secret => Secret,
 }
 
 /// A resource together with where it was read from.

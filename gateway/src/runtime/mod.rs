@@ -103,6 +103,7 @@ impl Gateway {
                     header_read_timeout: options.http_header_read_timeout,
                 },
             },
+            buffers: crate::proxy::BufferPool::new(),
         });
         let gateway = Gateway {
             inner: Arc::new(Inner {

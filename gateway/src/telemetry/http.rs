@@ -55,7 +55,7 @@ pub fn finish(
     conn: &ConnectionContext,
     request: &Request<'_>,
     response: &Response<HttpBody>,
-    outcome: &Outcome,
+    outcome: &Outcome<'_>,
     route: Option<&str>,
 ) {
     let Some(RequestSpan { mut span }) = span else {
@@ -86,9 +86,12 @@ pub fn finish(
     if let Some(route) = route {
         attributes.push(KeyValue::new("route_name", route.to_owned()));
     }
-    if let Some((service, cluster)) = &outcome.cluster {
-        attributes.push(KeyValue::new("upstream_cluster", cluster.clone()));
-        attributes.push(KeyValue::new("destination_service", service.clone()));
+    if let Some(cluster) = outcome.cluster {
+        attributes.push(KeyValue::new("upstream_cluster", cluster.name.clone()));
+        attributes.push(KeyValue::new(
+            "destination_service",
+            cluster.service.clone(),
+        ));
     }
     if let Some(address) = outcome.upstream {
         attributes.push(KeyValue::new("upstream_address", address.to_string()));

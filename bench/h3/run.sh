@@ -7,10 +7,12 @@
 #   bench/h3/run.sh [duration_seconds] [connections] [streams_per_connection]
 #
 # Targets: gateway h3 req/s >= 1.5x Caddy h3; gateway h3 req/s >= 0.5x gateway h2 (TCP).
-# The h3 load tool (quinn + h3, ./src) builds offline from the pinned versions.
+# The h3 load tool (quinn + h3, ./src) builds offline from the pinned versions. Release
+# builds go to $CARGO_TARGET_DIR when set (the shared /work/rtarget), else target/.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 DURATION="${1:-10}"
 CONNECTIONS="${2:-8}"
@@ -87,12 +89,12 @@ HOME="$WORK/caddy" XDG_DATA_HOME="$WORK/caddy/data" XDG_CONFIG_HOME="$WORK/caddy
     caddy run --adapter caddyfile --config "$WORK/caddy/Caddyfile" >"$WORK/caddy.log" 2>&1 &
 PIDS+=($!)
 
-cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p gateway --example https_gateway
-CARGO_TARGET_DIR="$ROOT/target/h3-bench" cargo build --release -q --offline --manifest-path "$HERE/Cargo.toml"
-LOAD="$ROOT/target/h3-bench/release/h3-load"
+CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p gateway --example https_gateway
+CARGO_TARGET_DIR="$TARGET_DIR/h3-bench" cargo build --release -q --offline --manifest-path "$HERE/Cargo.toml"
+LOAD="$TARGET_DIR/h3-bench/release/h3-load"
 BENCH_CERT="$WORK/tls.crt" BENCH_KEY="$WORK/tls.key" BENCH_UPSTREAM="127.0.0.1:$UPSTREAM_PORT" \
     BENCH_PORT="$GATEWAY_PORT" BENCH_THREADS=1 ISTHMUS_LOG=warn \
-    "$ROOT/target/release/examples/https_gateway" >"$WORK/gateway.log" 2>&1 &
+    "$TARGET_DIR/release/examples/https_gateway" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 
 ready() { curl -skf --resolve "bench.example:$1:127.0.0.1" "https://bench.example:$1/" >/dev/null 2>&1; }
@@ -126,3 +128,4 @@ printf '%-26s %12s %12s %8s\n' "h3 errors" "$g3_err" "$c3_err" "-"
 printf '%-26s %12s %12s %8s\n' "isthmus h3 vs h2/TCP req/s" "$g3_rps" "$g2_rps" "$(ratio "$g3_rps" "$g2_rps")"
 echo "targets: h3 req/s vs caddy >= 1.5; isthmus h3 vs its own h2 over TCP >= 0.5"
 echo "($CONNECTIONS connections x $STREAMS streams, ${DURATION}s each, one worker/thread per server; the load tools share the 2 cores)"
+echo "load: $(uptime)"

@@ -11,6 +11,7 @@
 //! | workload outbound mTLS (expected server identities) | [`mesh_client_config`] |
 //! | DestinationRule `tls` SIMPLE / MUTUAL (origination) | [`upstream_client_config`] |
 //! | several servers with their own certificates on one port | [`SniCertResolver`] |
+//! | one QUIC handshake for servers with different client-certificate rules | [`PortClientVerifier`] + [`shared_quic_server_config`], then [`admit_client`] |
 //! | `credentialName` / certificate files that change | [`RotatingCert`] fed by [`material_from_secret`] / [`load_pem_files`] |
 //! | discovery signing a workload CSR | [`Authority::sign_csr_for_peer`] with the verified peer chain |
 //! | `isthmus certs` | [`generate_mesh_files`] |
@@ -50,7 +51,11 @@ pub use tls_config::gateway::{
     resolve_server_tls,
 };
 pub use tls_config::mesh::{
-    identity_of_chain, istio_alpn, mesh_client_config, mesh_server_config, peer_identity,
+    identity_of_chain, istio_alpn, mesh_client_config, mesh_client_verifier, mesh_server_config,
+    mesh_server_config_with, peer_identity,
+};
+pub use tls_config::shared_port::{
+    ClientAdmission, ClientRefused, PortClientVerifier, admit_client, shared_quic_server_config,
 };
 pub use tls_config::sni::SniCertResolver;
 pub use tls_config::upstream::{

@@ -23,6 +23,7 @@ use crate::mesh_config::MeshConfig;
 use crate::monitor::{self, Monitor};
 use crate::push::{ConfigSource, Debounce, PushMetrics, PushServer};
 use crate::source::FileMesh;
+use crate::source::kube::{ClusterMetrics, KubeOptions, KubeSource};
 use crate::translate::translate;
 
 #[derive(Debug, Error)]
@@ -38,6 +39,8 @@ pub enum AppError {
     },
     #[error("discovery cannot set up certificate signing: {0}")]
     Ca(#[from] crate::ca::CaError),
+    #[error("discovery cannot start the Kubernetes source: {0}")]
+    Kube(#[from] crate::source::kube::KubeError),
 }
 
 /// Where discovery listens. Port 0 picks a free port (tests).
@@ -53,16 +56,19 @@ pub struct DiscoveryOptions {
     /// How long the push server waits for a burst of snapshots to end. The two add up: a change
     /// reaches gateways after about their sum (~100 ms by default).
     pub push_debounce: Debounce,
+    /// Timings of the Kubernetes source (used when the mesh has Kubernetes clusters).
+    pub kube: KubeOptions,
 }
 
 impl DiscoveryOptions {
     pub fn new(mesh: MeshConfig) -> Self {
         DiscoveryOptions {
-            mesh,
             grpc_address: SocketAddr::from(([0, 0, 0, 0], 15012)),
             monitor_address: SocketAddr::from(([0, 0, 0, 0], 15014)),
             source_debounce: Duration::from_millis(50),
             push_debounce: Debounce::new(Duration::from_millis(50), Duration::from_secs(1)),
+            kube: KubeOptions::new(mesh.remote_cluster_timeout),
+            mesh,
         }
     }
 
@@ -131,12 +137,27 @@ impl Discovery {
         let metrics = Arc::new(PushMetrics::new(&mut registry));
         let mut tasks = Vec::new();
 
-        let source = FileMesh::new(options.mesh).with_debounce(options.source_debounce);
+        let mut source = FileMesh::new(options.mesh.clone()).with_debounce(options.source_debounce);
+        // Kubernetes clusters are watched by the kube source; the file source builds the
+        // snapshots of both, so the same objects give the same snapshot from either.
+        let kube = if options.mesh.has_kubernetes() {
+            let kube = KubeSource::new(options.mesh)
+                .with_options(options.kube)
+                .with_metrics(ClusterMetrics::new(&mut registry))
+                .start()
+                .await?;
+            source = source.with_external(kube.clusters());
+            Some(kube)
+        } else {
+            None
+        };
         let shutdown = until_stopped(stopped.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(error) = source.run(snapshot_tx, shutdown).await {
-                warn!(%error, "the file source stopped; gateways keep their last configuration");
+                warn!(%error, "the mesh source stopped; gateways keep their last configuration");
             }
+            // Stops the Kubernetes watchers with the source that reads them.
+            drop(kube);
         }));
 
         tasks.push(tokio::spawn(follow_snapshots(

@@ -12,15 +12,23 @@
 //!   ca: ./certs/cluster1             # optional: the cluster's intermediate CA (Istio's
 //!                                    # plugged-in layout); discovery then signs CSRs and
 //!                                    # serves its gRPC port over mTLS
+//! - id: cluster2
+//!   network: network2
+//!   kubeconfig: ./cluster2.kubeconfig  # or `inCluster: true`; optional `context: name`
+//! remoteClusterTimeout: 30s          # default; how long start-up waits for clusters named
+//!                                    # by remote-cluster Secrets before serving without them
 //! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use multicluster::model::{ClusterId, DEFAULT_DOMAIN_SUFFIX, NetworkId};
 use serde::Deserialize;
+
+use crate::istio::duration::parse_duration;
 
 pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_SYSTEM_NAMESPACE: &str = "istio-system";
@@ -64,14 +72,20 @@ pub enum MeshConfigError {
         cluster: String,
         directory: String,
     },
-    #[error("{path}: cluster {cluster} has no source: add `files: <directory>`")]
+    #[error(
+        "{path}: cluster {cluster} has no source: add `files: <directory>`, `kubeconfig: <file>` or `inCluster: true`"
+    )]
     NoSource { path: String, cluster: String },
-    #[error("{path}: cluster {cluster} names both files and kubernetes: keep exactly one source")]
+    #[error(
+        "{path}: cluster {cluster} names more than one of files, kubeconfig and inCluster: keep exactly one source"
+    )]
     TwoSources { path: String, cluster: String },
     #[error(
-        "{path}: cluster {cluster}: the kubernetes source is not supported yet: export the cluster's resources as YAML into a directory and use `files: <directory>`"
+        "{path}: cluster {cluster}: `context:` only applies to `kubeconfig:`: remove it or add the kubeconfig file"
     )]
-    KubernetesUnsupported { path: String, cluster: String },
+    StrayContext { path: String, cluster: String },
+    #[error("{path}: remoteClusterTimeout {value:?} is not a duration: write it like 30s or 1m30s")]
+    BadTimeout { path: String, value: String },
     #[error(
         "{path}: cluster {cluster}: files directory {directory} does not exist: create it or fix the path (relative paths start at the mesh description's directory)"
     )]
@@ -101,7 +115,13 @@ pub struct MeshConfig {
     pub clusters: Vec<ClusterConfig>,
     /// Clusters whose intermediate CA discovery holds, in the order written.
     pub certificate_authorities: Vec<ClusterCa>,
+    /// How long start-up waits for a cluster named by a remote-cluster Secret to sync before
+    /// discovery serves without it (Istio's `PILOT_REMOTE_CLUSTER_TIMEOUT`).
+    pub remote_cluster_timeout: Duration,
 }
+
+/// Istio's default remote-cluster sync timeout.
+pub const DEFAULT_REMOTE_CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A cluster's intermediate CA directory (`ca-cert.pem`, `ca-key.pem`, `root-cert.pem`,
 /// optional `cert-chain.pem`), absolute after loading.
@@ -122,18 +142,52 @@ pub struct ClusterConfig {
 pub enum ClusterSource {
     /// A directory of multi-document YAML files in Kubernetes shape, absolute after loading.
     Files { directory: PathBuf },
-    /// A Kubernetes API server (reserved: the loader refuses it until the source exists).
-    Kubernetes { kubeconfig: Option<PathBuf> },
+    /// A Kubernetes API server, watched by the kube source.
+    Kubernetes { access: KubeAccess },
+}
+
+/// How discovery reaches a cluster's API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeAccess {
+    /// A kubeconfig file (absolute after loading) and optionally one of its contexts.
+    Kubeconfig {
+        path: PathBuf,
+        context: Option<String>,
+    },
+    /// The service account discovery runs as (`KUBERNETES_SERVICE_HOST` and the mounted token).
+    InCluster,
+    /// A remote-cluster Secret (`istio/multiCluster=true`) read from another cluster; such
+    /// clusters are added at run time, never written in the mesh description.
+    RemoteSecret {
+        /// The cluster the Secret was read from.
+        from: ClusterId,
+        namespace: String,
+        name: String,
+    },
 }
 
 impl fmt::Display for ClusterSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClusterSource::Files { directory } => write!(f, "files: {}", directory.display()),
-            ClusterSource::Kubernetes {
-                kubeconfig: Some(kubeconfig),
-            } => write!(f, "kubernetes: {}", kubeconfig.display()),
-            ClusterSource::Kubernetes { kubeconfig: None } => f.write_str("kubernetes"),
+            ClusterSource::Kubernetes { access } => match access {
+                KubeAccess::Kubeconfig {
+                    path,
+                    context: None,
+                } => {
+                    write!(f, "kubeconfig: {}", path.display())
+                }
+                KubeAccess::Kubeconfig {
+                    path,
+                    context: Some(context),
+                } => write!(f, "kubeconfig: {} (context {context})", path.display()),
+                KubeAccess::InCluster => f.write_str("inCluster"),
+                KubeAccess::RemoteSecret {
+                    from,
+                    namespace,
+                    name,
+                } => write!(f, "remote secret {namespace}/{name} in cluster {from}"),
+            },
         }
     }
 }
@@ -147,6 +201,7 @@ impl MeshConfig {
             system_namespace: DEFAULT_SYSTEM_NAMESPACE.to_string(),
             clusters,
             certificate_authorities: Vec::new(),
+            remote_cluster_timeout: DEFAULT_REMOTE_CLUSTER_TIMEOUT,
         }
     }
 
@@ -173,6 +228,13 @@ impl MeshConfig {
     pub fn cluster(&self, id: &ClusterId) -> Option<&ClusterConfig> {
         self.clusters.iter().find(|cluster| &cluster.id == id)
     }
+
+    /// Whether any cluster is read from a Kubernetes API server.
+    pub fn has_kubernetes(&self) -> bool {
+        self.clusters
+            .iter()
+            .any(|cluster| matches!(cluster.source, ClusterSource::Kubernetes { .. }))
+    }
 }
 
 fn one_line(message: &str) -> String {
@@ -190,6 +252,7 @@ struct MeshFile {
     domain_suffix: Option<String>,
     trust_domain: Option<String>,
     system_namespace: Option<String>,
+    remote_cluster_timeout: Option<String>,
     #[serde(default)]
     clusters: Vec<ClusterEntry>,
 }
@@ -202,14 +265,11 @@ struct ClusterEntry {
     #[serde(default)]
     network: String,
     files: Option<PathBuf>,
-    kubernetes: Option<KubernetesEntry>,
-    ca: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct KubernetesEntry {
     kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    #[serde(default)]
+    in_cluster: bool,
+    ca: Option<PathBuf>,
 }
 
 impl MeshFile {
@@ -231,6 +291,15 @@ impl MeshFile {
             "systemNamespace",
             DEFAULT_SYSTEM_NAMESPACE,
         )?;
+        let remote_cluster_timeout = match self.remote_cluster_timeout {
+            None => DEFAULT_REMOTE_CLUSTER_TIMEOUT,
+            Some(value) => {
+                parse_duration(value.trim()).map_err(|_| MeshConfigError::BadTimeout {
+                    path: origin.to_string(),
+                    value,
+                })?
+            }
+        };
         if self.clusters.is_empty() {
             return Err(MeshConfigError::NoClusters {
                 path: origin.to_string(),
@@ -265,6 +334,7 @@ impl MeshFile {
             system_namespace,
             clusters,
             certificate_authorities,
+            remote_cluster_timeout,
         })
     }
 }
@@ -285,34 +355,39 @@ impl ClusterEntry {
                 path: origin.to_string(),
                 cluster: cluster.clone(),
             })?;
-        let source = match (self.files, self.kubernetes) {
-            (Some(_), Some(_)) => {
-                return Err(MeshConfigError::TwoSources {
-                    path: origin.to_string(),
-                    cluster,
-                });
-            }
-            (None, None) => {
+        if self.context.is_some() && self.kubeconfig.is_none() {
+            return Err(MeshConfigError::StrayContext {
+                path: origin.to_string(),
+                cluster,
+            });
+        }
+        let source = match (self.files, self.kubeconfig, self.in_cluster) {
+            (Some(files), None, false) => ClusterSource::Files {
+                directory: checked_directory(base_dir.join(files), origin, &cluster)?,
+            },
+            // A missing kubeconfig is reported when the source starts, with the client's reason.
+            (None, Some(kubeconfig), false) => ClusterSource::Kubernetes {
+                access: KubeAccess::Kubeconfig {
+                    path: base_dir.join(kubeconfig),
+                    context: self.context,
+                },
+            },
+            (None, None, true) => ClusterSource::Kubernetes {
+                access: KubeAccess::InCluster,
+            },
+            (None, None, false) => {
                 return Err(MeshConfigError::NoSource {
                     path: origin.to_string(),
                     cluster,
                 });
             }
-            (None, Some(kubernetes)) => ClusterSource::Kubernetes {
-                kubeconfig: kubernetes.kubeconfig.map(|path| base_dir.join(path)),
-            },
-            (Some(files), None) => ClusterSource::Files {
-                directory: checked_directory(base_dir.join(files), origin, &cluster)?,
-            },
+            _ => {
+                return Err(MeshConfigError::TwoSources {
+                    path: origin.to_string(),
+                    cluster,
+                });
+            }
         };
-        // The shape is parsed so mesh descriptions can be written for it already; refusing
-        // it here beats starting with a cluster that silently has no endpoints.
-        if matches!(source, ClusterSource::Kubernetes { .. }) {
-            return Err(MeshConfigError::KubernetesUnsupported {
-                path: origin.to_string(),
-                cluster,
-            });
-        }
         Ok(ClusterConfig {
             id,
             network,
@@ -447,12 +522,20 @@ mod tests {
                 "cluster a has no source",
             ),
             (
-                "clusters:\n- {id: a, network: n, files: c1, kubernetes: {}}\n",
+                "clusters:\n- {id: a, network: n, files: c1, kubeconfig: k}\n",
                 "keep exactly one source",
             ),
             (
-                "clusters:\n- {id: a, network: n, kubernetes: {kubeconfig: /k}}\n",
-                "cluster a: the kubernetes source is not supported yet",
+                "clusters:\n- {id: a, network: n, kubeconfig: k, inCluster: true}\n",
+                "keep exactly one source",
+            ),
+            (
+                "clusters:\n- {id: a, network: n, files: c1, context: x}\n",
+                "`context:` only applies to `kubeconfig:`",
+            ),
+            (
+                "remoteClusterTimeout: soon\nclusters:\n- {id: a, network: n, files: c1}\n",
+                "remoteClusterTimeout \"soon\" is not a duration",
             ),
             (
                 "clusters:\n- {id: a, network: n, files: missing}\n",
@@ -491,6 +574,37 @@ mod tests {
         .to_string();
         assert!(error.contains("cluster a: ca directory"), "{error}");
         assert!(error.contains("isthmus certs"), "{error}");
+    }
+
+    #[test]
+    fn kubernetes_sources_and_the_remote_timeout_parse() {
+        let dir = temp_with_clusters(&[]);
+        let config = parse_in(
+            dir.path(),
+            "remoteClusterTimeout: 1m30s\nclusters:\n- {id: a, network: n, kubeconfig: a.kubeconfig, context: admin}\n- {id: b, network: m, inCluster: true}\n",
+        )
+        .unwrap();
+        assert_eq!(config.remote_cluster_timeout, Duration::from_secs(90));
+        assert!(config.has_kubernetes());
+        assert_eq!(
+            config.clusters[0].source,
+            ClusterSource::Kubernetes {
+                access: KubeAccess::Kubeconfig {
+                    path: dir.path().join("a.kubeconfig"),
+                    context: Some("admin".to_string()),
+                }
+            }
+        );
+        assert_eq!(config.clusters[1].source.to_string(), "inCluster");
+        let defaults = parse_in(
+            dir.path(),
+            "clusters:\n- {id: a, network: n, inCluster: true}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            defaults.remote_cluster_timeout,
+            DEFAULT_REMOTE_CLUSTER_TIMEOUT
+        );
     }
 
     #[test]

@@ -1,53 +1,20 @@
 //! Client certificates and certificate choice over HTTP/3: a MUTUAL server's QUIC twin asks
 //! for and verifies client certificates exactly as its TCP side, several SIMPLE servers on
-//! one port each present their own certificate by SNI, and a port mixing servers with
-//! client-certificate rules offers no HTTP/3 (and advertises none).
+//! one port each present their own certificate by SNI. Ports mixing client-certificate rules
+//! are in `h3_shared_port.rs`.
 // Helpers outside #[test] functions unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
 mod h3_support;
 mod http_support;
 
-use std::net::SocketAddr;
-
 use h3_support::*;
 use http_support::*;
 use multicluster::proto::{self, TlsMode};
 
-const BACKEND: &str = "echo.default.svc.cluster.local";
-
 fn server(host: &str, mode: TlsMode, credential: &str) -> proto::Server {
     let table = format!("https.443.{host}");
     https_server(&table, &[host], server_tls(mode, credential), &table)
-}
-
-fn one_port(
-    backend: SocketAddr,
-    servers: Vec<proto::Server>,
-    credentials: Vec<proto::TlsCredential>,
-) -> proto::GatewayConfig {
-    let cluster_name = cluster_name(8000, "", BACKEND);
-    let tables = servers
-        .iter()
-        .map(|s| {
-            let host = s.hosts[0].as_str();
-            table(
-                &s.name,
-                vec![vhost(
-                    host,
-                    443,
-                    vec![route("all", vec![], to(&cluster_name))],
-                )],
-            )
-        })
-        .collect();
-    config(
-        "1",
-        vec![listener(443, servers)],
-        vec![cluster(8000, "", BACKEND, &[backend])],
-        tables,
-        credentials,
-    )
 }
 
 #[tokio::test]
@@ -59,7 +26,7 @@ async fn mutual_twin_requires_and_forwards_the_client_certificate() {
     let client_cert = certs.dns("client", &["client.quic-corp.com"]);
     let gateway = start(test_options()).await;
     gateway
-        .apply(one_port(
+        .apply(one_https_port(
             backend,
             vec![server(host, TlsMode::Mutual, "mutual")],
             vec![file_credential("mutual", &server_cert, &certs.root())],
@@ -114,7 +81,7 @@ async fn simple_servers_on_one_port_present_their_own_certificate_by_sni() {
     let cert_b = certs.dns("b", &[b]);
     let gateway = start(test_options()).await;
     gateway
-        .apply(one_port(
+        .apply(one_https_port(
             backend,
             vec![
                 server(a, TlsMode::Simple, "a"),
@@ -140,42 +107,5 @@ async fn simple_servers_on_one_port_present_their_own_certificate_by_sni() {
         assert_eq!(reply.status, Some(200), "{host}: {reply:?}");
         assert!(reply.body.contains(&format!("host={host}")), "{reply:?}");
     }
-    gateway.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_port_mixing_client_certificate_rules_offers_no_http3() {
-    let backend = backend().await;
-    let certs = Certs::new("cluster.local");
-    let (a, b) = ("a.quic-corp.com", "b.quic-corp.com");
-    let cert_a = certs.dns("a", &[a]);
-    let cert_b = certs.dns("b", &[b]);
-    let gateway = start(test_options()).await;
-    gateway
-        .apply(one_port(
-            backend,
-            vec![
-                server(a, TlsMode::Mutual, "a"),
-                server(b, TlsMode::Simple, "b"),
-            ],
-            vec![
-                file_credential("a", &cert_a, &certs.root()),
-                file_credential("b", &cert_b, ""),
-            ],
-        ))
-        .unwrap();
-    assert_eq!(gateway.quic_listener_address(443), None);
-    let tcp = gateway.listener_address(443).unwrap();
-    let over_h2 = curl(&[
-        "--http2",
-        "--cacert",
-        &certs.root(),
-        "--resolve",
-        &resolve(b, tcp),
-        &url("https", b, tcp, "/x"),
-    ])
-    .await;
-    assert_eq!(over_h2.status, 200, "{over_h2:?}");
-    assert_eq!(over_h2.header("alt-svc"), None, "no twin, no advertisement");
     gateway.shutdown().await;
 }

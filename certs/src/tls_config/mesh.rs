@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use rustls::client::ResolvesClientCert;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
 use rustls::{ClientConfig, CommonState, ServerConfig};
 use rustls_pki_types::CertificateDer;
@@ -34,10 +35,34 @@ pub fn mesh_server_config(
     allowed_peers: Option<&[Identity]>,
     alpn: Vec<Vec<u8>>,
 ) -> Result<ServerConfig, TlsConfigError> {
-    let provider = crypto_provider();
+    mesh_server_config_with(mesh_client_verifier(roots, allowed_peers)?, certs, alpn)
+}
+
+/// [`mesh_server_config`] around a verifier from [`mesh_client_verifier`], for callers that
+/// also need the verifier itself.
+pub fn mesh_server_config_with(
+    verifier: Arc<dyn ClientCertVerifier>,
+    certs: Arc<dyn ResolvesServerCert>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<ServerConfig, TlsConfigError> {
+    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_error("mesh mTLS server"))?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(certs);
+    config.alpn_protocols = alpn;
+    Ok(config)
+}
+
+/// The client-certificate rules of [`mesh_server_config`] alone, for a handshake shared with
+/// other servers ([`super::shared_port`]).
+pub fn mesh_client_verifier(
+    roots: &[CertificateDer<'static>],
+    allowed_peers: Option<&[Identity]>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsConfigError> {
     let webpki = WebPkiClientVerifier::builder_with_provider(
         root_store(roots, "mesh mTLS server")?,
-        Arc::clone(&provider),
+        crypto_provider(),
     )
     .build()
     .map_err(|source| TlsConfigError::Verifier {
@@ -48,17 +73,10 @@ pub fn mesh_server_config(
         Some(allowed) => Box::new(AllowedIdentities(allowed.to_vec())),
         None => Box::new(AnyIdentity),
     };
-    let verifier = Arc::new(CheckedClientVerifier {
+    Ok(Arc::new(CheckedClientVerifier {
         inner: webpki,
         check,
-    });
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(rustls_error("mesh mTLS server"))?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(certs);
-    config.alpn_protocols = alpn;
-    Ok(config)
+    }))
 }
 
 /// Client side of mesh mTLS. The server must chain to `roots` and present one of

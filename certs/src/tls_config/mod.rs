@@ -13,6 +13,7 @@ use crate::policy::versions::VersionError;
 
 pub mod gateway;
 pub mod mesh;
+pub mod shared_port;
 pub mod sni;
 pub mod upstream;
 pub mod verify;

@@ -43,6 +43,24 @@ pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeEr
     (resources, errors)
 }
 
+/// Decodes one object that arrived as JSON (from an API server) by the same rules as a document
+/// of a file, so the same object means the same thing from either source. A `List` is refused:
+/// watches deliver objects one at a time.
+pub fn decode_object(value: Value, origin: Origin) -> Result<Decoded, Box<DecodeError>> {
+    let mut resources = Vec::with_capacity(1);
+    let mut errors = Vec::new();
+    decode_value(value, origin.clone(), false, &mut resources, &mut errors);
+    if let Some(error) = errors.into_iter().next() {
+        return Err(Box::new(error));
+    }
+    resources.pop().ok_or_else(|| {
+        Box::new(DecodeError::NotAnObject {
+            origin,
+            found: "nothing",
+        })
+    })
+}
+
 /// The parser's reason, with its line made relative to the file rather than the document.
 fn yaml_message(error: &serde_saphyr::Error, first_line: usize) -> String {
     let bare = one_line(&error.without_snippet().to_string());

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-pub use decode::decode_documents;
+pub use decode::{decode_documents, decode_object};
 
 pub use crate::istio::IstioObject;
 use crate::istio::{
@@ -26,7 +26,8 @@ use crate::istio::{
 pub struct Origin {
     /// The path (or other label) given to [`decode_documents`].
     pub path: String,
-    /// 1-based position of the document in the file.
+    /// 1-based position of the document in the file; 0 for an object read from an API
+    /// server, whose `path` is then the object's API path.
     pub document: usize,
     /// 1-based line where the document starts.
     pub line: usize,
@@ -36,6 +37,9 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.document == 0 {
+            return f.write_str(&self.path);
+        }
         write!(
             f,
             "{} (document {}, line {}",

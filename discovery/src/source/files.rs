@@ -14,9 +14,9 @@ use crate::mesh::{MeshSnapshot, SyncState};
 use crate::mesh_config::{ClusterConfig, ClusterSource, MeshConfig};
 use crate::resolve::{GatewayResolver, HostResolver, ResolvedHosts, system_resolver};
 
-use super::SourceError;
 use super::directory::ClusterDirectory;
 use super::watch::{DirectoryWatcher, Signal, collect_burst};
+use super::{ExternalClusters, SourceError};
 
 /// Quiet time after the last file event before the mesh is rebuilt.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
@@ -57,6 +57,7 @@ pub struct FileMesh {
     resolver: Option<Arc<dyn HostResolver>>,
     debounce: Duration,
     resync: Duration,
+    external: Option<watch::Receiver<Arc<ExternalClusters>>>,
 }
 
 impl FileMesh {
@@ -66,7 +67,15 @@ impl FileMesh {
             resolver: None,
             debounce: DEFAULT_DEBOUNCE,
             resync: DEFAULT_RESYNC,
+            external: None,
         }
+    }
+
+    /// Takes the clusters another source reads (the kube source) into every snapshot, and
+    /// publishes the first one only once that source is ready.
+    pub fn with_external(mut self, external: watch::Receiver<Arc<ExternalClusters>>) -> Self {
+        self.external = Some(external);
+        self
     }
 
     /// Resolves gateway hostnames with `resolver` instead of the system's DNS.
@@ -95,6 +104,18 @@ impl FileMesh {
     ) -> Result<(), SourceError> {
         // Watch before the first read, so a change during that read is not lost.
         let (mut watcher, mut signals, mut unwatched) = watch_clusters(&self.config)?;
+        let mut external = self.external.clone();
+        tokio::pin!(shutdown);
+        if let Some(external) = &mut external {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                ready = external.wait_for(|clusters| clusters.ready) => {
+                    if ready.is_err() {
+                        return Err(SourceError::ExternalStopped);
+                    }
+                }
+            }
+        }
         let mut readers: Vec<ClusterReader> = self
             .config
             .clusters
@@ -112,17 +133,25 @@ impl FileMesh {
             out: &out,
             resolver: &resolver,
         };
+        let mut others = external_now(&mut external);
         let hosts = resolved.borrow_and_update().clone();
-        publisher.publish(&readers, &hosts, true);
+        publisher.publish(&readers, &others, &hosts, true);
 
         // A zero period would make `interval_at` panic.
         let period = self.resync.max(Duration::from_millis(10));
         let mut resync = tokio::time::interval_at(Instant::now() + period, period);
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
+                changed = external_changed(&mut external) => {
+                    if changed.is_err() {
+                        return Err(SourceError::ExternalStopped);
+                    }
+                    others = external_now(&mut external);
+                    let hosts = resolved.borrow_and_update().clone();
+                    publisher.publish(&readers, &others, &hosts, false);
+                }
                 signal = signals.recv() => {
                     let Some(signal) = signal else {
                         return Err(SourceError::WatcherStopped);
@@ -137,7 +166,7 @@ impl FileMesh {
                     // A deleted directory loses its watch; it is watched again once it is back.
                     unwatched.extend(dirty.into_iter().filter(|index| readers[*index].has_failed()));
                     let hosts = resolved.borrow_and_update().clone();
-                    publisher.publish(&readers, &hosts, false);
+                    publisher.publish(&readers, &others, &hosts, false);
                     if burst.closed {
                         return Err(SourceError::WatcherStopped);
                     }
@@ -147,7 +176,7 @@ impl FileMesh {
                         return Err(SourceError::ResolverStopped);
                     }
                     let hosts = resolved.borrow_and_update().clone();
-                    publisher.publish(&readers, &hosts, false);
+                    publisher.publish(&readers, &others, &hosts, false);
                 }
                 _ = resync.tick() => {
                     readers = refresh_in_background(readers, &all).await?;
@@ -155,10 +184,29 @@ impl FileMesh {
                         readers[*index].has_failed() || watcher.watch(*index).is_err()
                     });
                     let hosts = resolved.borrow_and_update().clone();
-                    publisher.publish(&readers, &hosts, false);
+                    publisher.publish(&readers, &others, &hosts, false);
                 }
             }
         }
+    }
+}
+
+fn external_now(
+    external: &mut Option<watch::Receiver<Arc<ExternalClusters>>>,
+) -> Arc<ExternalClusters> {
+    external
+        .as_mut()
+        .map(|external| Arc::clone(&external.borrow_and_update()))
+        .unwrap_or_default()
+}
+
+/// Never completes without another source.
+async fn external_changed(
+    external: &mut Option<watch::Receiver<Arc<ExternalClusters>>>,
+) -> Result<(), watch::error::RecvError> {
+    match external {
+        Some(external) => external.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -224,12 +272,29 @@ struct Publisher<'a> {
 
 impl Publisher<'_> {
     /// Builds a snapshot and publishes it if it differs from the current one (or `always`).
-    fn publish(&self, readers: &[ClusterReader], resolved: &ResolvedHosts, always: bool) {
-        let clusters: Vec<ClusterResources> =
-            readers.iter().map(ClusterReader::resources).collect();
+    fn publish(
+        &self,
+        readers: &[ClusterReader],
+        external: &ExternalClusters,
+        resolved: &ResolvedHosts,
+        always: bool,
+    ) {
+        // The index takes the first entry of each id: the other source's go first, so they
+        // replace the placeholders of the clusters this source does not read.
+        let mut clusters: Vec<ClusterResources> = external.clusters.clone();
+        clusters.extend(readers.iter().map(ClusterReader::resources));
+        let with_added;
+        let config = if external.added.is_empty() {
+            self.config
+        } else {
+            let mut config = self.config.clone();
+            config.clusters.extend(external.added.iter().cloned());
+            with_added = config;
+            &with_added
+        };
         let current = self.out.borrow().generation;
         let mut snapshot = build_snapshot(IndexInput {
-            config: self.config,
+            config,
             clusters: &clusters,
             resolved,
             generation: current,
@@ -276,7 +341,7 @@ impl ClusterReader {
                 resources: Vec::new(),
                 problems: Vec::new(),
                 sync: SyncState::Failed(
-                    "the kubernetes source is not supported yet: use a files directory".to_string(),
+                    "read by the kubernetes source, which is not running here".to_string(),
                 ),
             }),
         }

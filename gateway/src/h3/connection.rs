@@ -92,8 +92,12 @@ impl QuicConnection {
         let Some(route_table) = config.route_tables.get(route_table).cloned() else {
             return;
         };
-        let client_cert = connection
-            .peer_identity()
+        // On a port shared with SIMPLE servers the handshake asks every client for a
+        // certificate; only servers with client-certificate rules see (and forward) it.
+        let takes_client_certs = twin.is_some_and(|t| t.takes_client_certs(&server.name));
+        let client_cert = takes_client_certs
+            .then(|| connection.peer_identity())
+            .flatten()
             .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
             .and_then(|chain| {
                 chain

@@ -8,6 +8,7 @@
 //! gateway through its published port must see (conformance E1).
 
 mod body;
+mod client_auth;
 mod connection;
 mod endpoint;
 mod tls;
@@ -25,9 +26,9 @@ pub use tls::{Http3Settings, QuicListenerTls, alt_svc_value, build};
 #[derive(Debug, Error)]
 pub enum H3Error {
     #[error(
-        "listener {listener}: no HTTP/3 twin: several of its HTTPS servers have client-certificate rules, and QUIC gives one TLS handshake per port; give each such server its own port to offer HTTP/3"
+        "listener {listener}: server {server} gets no HTTP/3 twin: QUIC needs TLS 1.3, which its minProtocolVersion/maxProtocolVersion exclude; the port's other servers keep theirs"
     )]
-    MixedClientPolicies { listener: String },
+    ServerNeedsTls13 { listener: String, server: String },
     #[error(
         "listener {listener}: QUIC cannot use this server's TLS: {reason}; QUIC needs TLS 1.3 (check minProtocolVersion/maxProtocolVersion and cipherSuites)"
     )]

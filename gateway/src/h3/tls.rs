@@ -1,26 +1,28 @@
 //! The QUIC side of an HTTPS port: which of its servers get an HTTP/3 twin, and the quinn
 //! server configuration they share.
 //!
-//! Each twin reuses its TCP server's rustls configuration (same certificate resolver, same
-//! client-certificate verifier), with ALPN `h3` and without early data. A QUIC endpoint
-//! takes one TLS configuration for the whole port and, unlike the TCP side, the gateway
-//! cannot see the SNI before the handshake (it sits inside the encrypted Initial). So a port
-//! gets a twin when its HTTP servers can share one handshake: a single server (any mode), or
-//! several SIMPLE servers, whose certificates are then chosen by SNI. A port that mixes
-//! several servers with client-certificate rules keeps HTTP/1 and HTTP/2 only, and its
-//! responses carry no `alt-svc`.
+//! A QUIC endpoint takes one TLS configuration for the whole port and, unlike the TCP side,
+//! the gateway cannot see the SNI before the handshake (it sits inside the encrypted
+//! Initial). A port with one HTTP server reuses that server's rustls configuration (with
+//! ALPN `h3`). A port with several gets one TLS 1.3 configuration whose certificate is
+//! chosen by SNI and whose client-certificate verifier accepts what any of the servers would
+//! ([`certs::PortClientVerifier`]); when the handshake completes, the rules of the server the
+//! SNI selected decide alone ([`super::client_auth`]). Both steps run the servers' own TCP
+//! verifiers. A server whose TLS versions exclude 1.3 is left out of the twin (and keeps no
+//! `alt-svc`); the port's other servers keep theirs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use multicluster::proto::TlsMode;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use super::H3Error;
+use super::client_auth::{PerServerClientAuth, PortRules};
 use crate::config::{ListenerKey, ListenerRoutes, RuntimeConfig, TerminatedRouting};
+use crate::tls::ServerTls;
 
 const ALPN_H3: &[u8] = b"h3";
 /// How long `alt-svc` lets clients remember the HTTP/3 twin (the value E1 expects).
@@ -42,6 +44,9 @@ pub struct QuicListenerTls {
     pub server_config: quinn::ServerConfig,
     /// Servers reachable over HTTP/3 on this port.
     pub servers: Vec<String>,
+    /// Those of `servers` that ask for client certificates: on a shared handshake, a
+    /// certificate sent to any other server is ignored, as its TCP side never asks for one.
+    pub client_cert_servers: Vec<String>,
     /// `h3=":<configured port>"; ma=86400`, added to this port's TCP responses.
     pub alt_svc: HeaderValue,
 }
@@ -50,9 +55,14 @@ impl QuicListenerTls {
     pub fn serves(&self, server: &str) -> bool {
         self.servers.iter().any(|s| s == server)
     }
+
+    pub fn takes_client_certs(&self, server: &str) -> bool {
+        self.client_cert_servers.iter().any(|s| s == server)
+    }
 }
 
-/// The HTTP/3 twins of `config`'s listeners, and the listeners left without one (and why).
+/// The HTTP/3 twins of `config`'s listeners, and the servers or listeners left without one
+/// (and why).
 pub fn build(
     config: &RuntimeConfig,
     settings: Http3Settings,
@@ -66,63 +76,112 @@ pub fn build(
         let Some(table) = config.tls.get(key) else {
             continue;
         };
-        let servers: Vec<(&str, TlsMode, &Arc<rustls::ServerConfig>)> = routes
+        let servers: Vec<TwinServer<'_>> = routes
             .terminating
             .iter()
             .filter(|s| matches!(s.routing, TerminatedRouting::Http { .. }))
-            .filter_map(|s| {
-                table
-                    .servers
-                    .get(&s.name)
-                    .map(|c| (s.name.as_str(), s.mode, c))
-            })
+            .filter_map(|s| table.servers.get(&s.name).map(|tls| (s.name.as_str(), tls)))
             .collect();
-        if servers.is_empty() {
-            continue;
-        }
-        match twin(routes, &servers, settings) {
-            Ok(built) => {
-                twins.insert(*key, Arc::new(built));
+        let built = match servers.as_slice() {
+            [] => continue,
+            [(name, tls)] => single(routes, name, tls, settings).map(Some),
+            _ => shared(routes, &servers, settings, &mut skipped),
+        };
+        match built {
+            Ok(Some(twin)) => {
+                twins.insert(*key, Arc::new(twin));
             }
+            Ok(None) => {}
             Err(error) => skipped.push(error),
         }
     }
     (twins, skipped)
 }
 
-fn twin(
+type TwinServer<'a> = (&'a str, &'a ServerTls);
+
+/// The port's only HTTP server: its own rustls configuration, with ALPN `h3`.
+fn single(
     routes: &ListenerRoutes,
-    servers: &[(&str, TlsMode, &Arc<rustls::ServerConfig>)],
+    name: &str,
+    tls: &ServerTls,
     settings: Http3Settings,
 ) -> Result<QuicListenerTls, H3Error> {
-    let shareable =
-        servers.len() == 1 || servers.iter().all(|(_, mode, _)| *mode == TlsMode::Simple);
-    if !shareable {
-        return Err(H3Error::MixedClientPolicies {
-            listener: routes.name.clone(),
-        });
+    let crypto = quic_crypto(routes, (*tls.config).clone(), settings)?;
+    Ok(twin(routes, crypto, &[(name, tls)]))
+}
+
+/// Several HTTP servers: one handshake, certificates by SNI, client rules per server.
+fn shared(
+    routes: &ListenerRoutes,
+    servers: &[TwinServer<'_>],
+    settings: Http3Settings,
+    skipped: &mut Vec<H3Error>,
+) -> Result<Option<QuicListenerTls>, H3Error> {
+    let (capable, left_out): (Vec<TwinServer<'_>>, Vec<TwinServer<'_>>) =
+        servers.iter().partition(|(_, tls)| tls.allows_tls13);
+    skipped.extend(left_out.iter().map(|(name, _)| H3Error::ServerNeedsTls13 {
+        listener: routes.name.clone(),
+        server: (*name).to_owned(),
+    }));
+    if capable.is_empty() {
+        return Ok(None);
     }
-    let (_, _, first) = servers[0];
-    let mut tls = (**first).clone();
-    if servers.len() > 1 {
-        tls.cert_resolver = Arc::new(BySni {
-            routes: routes.clone(),
-            resolvers: servers
-                .iter()
-                .map(|(name, _, c)| ((*name).to_owned(), Arc::clone(&c.cert_resolver)))
-                .collect(),
-        });
-    }
+    let resolver = BySni {
+        routes: routes.clone(),
+        resolvers: capable
+            .iter()
+            .map(|(name, tls)| ((*name).to_owned(), Arc::clone(&tls.config.cert_resolver)))
+            .collect(),
+    };
+    let rules = Arc::new(PortRules {
+        routes: routes.clone(),
+        servers: capable
+            .iter()
+            .map(|(name, tls)| ((*name).to_owned(), Arc::clone(&tls.client_rules)))
+            .collect(),
+    });
+    let verifiers: Vec<_> = capable
+        .iter()
+        .map(|(_, tls)| Arc::clone(&tls.client_rules))
+        .collect();
+    let tls = certs::shared_quic_server_config(
+        Arc::new(resolver),
+        certs::PortClientVerifier::for_servers(&verifiers),
+        Vec::new(),
+    )
+    .map_err(|e| H3Error::QuicTls {
+        listener: routes.name.clone(),
+        reason: e.to_string(),
+    })?;
+    let crypto = quic_crypto(routes, tls, settings)?;
+    let checked = PerServerClientAuth {
+        inner: Arc::new(crypto),
+        rules,
+    };
+    Ok(Some(twin(routes, checked, &capable)))
+}
+
+fn quic_crypto(
+    routes: &ListenerRoutes,
+    mut tls: rustls::ServerConfig,
+    settings: Http3Settings,
+) -> Result<quinn::crypto::rustls::QuicServerConfig, H3Error> {
     tls.alpn_protocols = vec![ALPN_H3.to_vec()];
     // quinn accepts only these two values: 0 refuses early data, u32::MAX takes it.
     tls.max_early_data_size = if settings.zero_rtt { u32::MAX } else { 0 };
     tls.send_half_rtt_data = false;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls)).map_err(|e| {
-        H3Error::QuicTls {
-            listener: routes.name.clone(),
-            reason: e.to_string(),
-        }
-    })?;
+    quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls)).map_err(|e| H3Error::QuicTls {
+        listener: routes.name.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn twin(
+    routes: &ListenerRoutes,
+    crypto: impl quinn::crypto::ServerConfig + 'static,
+    servers: &[TwinServer<'_>],
+) -> QuicListenerTls {
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     // The conversion is infallible for durations far below 2^62 ms.
@@ -132,14 +191,16 @@ fn twin(
     server_config.transport_config(Arc::new(transport));
     // Clients that change address (NAT rebinding, Wi-Fi to cellular) keep their connection.
     server_config.migration(true);
-    Ok(QuicListenerTls {
+    QuicListenerTls {
         server_config,
-        servers: servers
+        servers: servers.iter().map(|(name, _)| (*name).to_owned()).collect(),
+        client_cert_servers: servers
             .iter()
-            .map(|(name, _, _)| (*name).to_owned())
+            .filter(|(_, tls)| tls.client_rules.offer_client_auth())
+            .map(|(name, _)| (*name).to_owned())
             .collect(),
         alt_svc: alt_svc_value(routes.key.port),
-    })
+    }
 }
 
 /// The advertised port is the configured one (conformance E1), not a test's remapped bind
@@ -150,7 +211,7 @@ pub fn alt_svc_value(port: u16) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("clear"))
 }
 
-/// Several SIMPLE servers on one UDP port: each SNI gets its server's certificate, as on TCP.
+/// Several servers on one UDP port: each SNI gets its server's certificate, as on TCP.
 struct BySni {
     routes: ListenerRoutes,
     resolvers: HashMap<String, Arc<dyn ResolvesServerCert>>,

@@ -22,7 +22,7 @@ use crate::upstream::{self, EndpointFilter};
 
 pub use credentials::{Credential, CredentialCache, CredentialError};
 pub use origination::build as build_origination;
-pub use termination::{ListenerTls, MeshMaterial, ServerRejection, build, load_mesh};
+pub use termination::{ListenerTls, MeshMaterial, ServerRejection, ServerTls, build, load_mesh};
 
 /// Terminates TLS on one accepted connection and serves what its server routes to.
 pub async fn serve_terminated(
@@ -69,7 +69,7 @@ pub async fn serve_terminated(
             .tls
             .get(&listener)
             .and_then(|table| table.servers.get(&server.name))
-            .cloned()
+            .map(|tls| Arc::clone(&tls.config))
             .ok_or_else(|| {
                 (
                     RejectReason::ServerRejected,

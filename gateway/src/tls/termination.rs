@@ -10,6 +10,7 @@ use std::sync::Arc;
 use multicluster::proto::{self, TlsMode};
 use rustls::ServerConfig;
 use rustls::server::ResolvesServerCert;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 
@@ -34,7 +35,18 @@ pub struct MeshMaterial {
 /// The TLS server configurations of one listener, by server name.
 #[derive(Debug, Default)]
 pub struct ListenerTls {
-    pub servers: HashMap<String, Arc<ServerConfig>>,
+    pub servers: HashMap<String, ServerTls>,
+}
+
+/// One terminating server's TLS.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    /// The client-certificate rules inside `config`, kept apart so a QUIC handshake shared
+    /// with the port's other servers applies the very same rules once the SNI is known.
+    pub client_rules: Arc<dyn ClientCertVerifier>,
+    /// The version range includes TLS 1.3, which QUIC needs.
+    pub allows_tls13: bool,
 }
 
 struct FixedCert(Arc<CertifiedKey>);
@@ -76,7 +88,7 @@ pub fn build(
                     for warning in warnings {
                         tracing::warn!(listener = %routes.name, server = %server.name, %warning, "TLS settings narrowed");
                     }
-                    table.servers.insert(server.name.clone(), Arc::new(built));
+                    table.servers.insert(server.name.clone(), built);
                 }
                 Err(reason) => {
                     tracing::warn!(listener = %routes.name, server = %server.name, %reason, "server rejected: its TLS cannot be served; the listener's other servers keep serving");
@@ -115,7 +127,7 @@ fn server_config(
     credentials_by_name: &HashMap<&str, &proto::TlsCredential>,
     credentials: &CredentialCache,
     mesh: Option<&MeshMaterial>,
-) -> Result<(ServerConfig, Vec<String>), String> {
+) -> Result<(ServerTls, Vec<String>), String> {
     let tls = &server.tls;
     if server.mode == TlsMode::IstioMutual {
         if !tls.credential.is_empty() {
@@ -127,14 +139,21 @@ fn server_config(
         let mesh = mesh.ok_or_else(|| {
             "ISTIO_MUTUAL needs the gateway's mesh identity (GatewayOptions.mesh_identity: certificate chain, key and root files); none is configured".to_owned()
         })?;
-        let config = certs::mesh_server_config(
+        let client_rules =
+            certs::mesh_client_verifier(&mesh.roots, None).map_err(|e| e.to_string())?;
+        let config = certs::mesh_server_config_with(
+            Arc::clone(&client_rules),
             Arc::new(FixedCert(Arc::clone(&mesh.key))),
-            &mesh.roots,
-            None,
             alpn(server),
         )
         .map_err(|e| e.to_string())?;
-        return Ok((config, Vec::new()));
+        let built = ServerTls {
+            config: Arc::new(config),
+            client_rules,
+            // Mesh servers use rustls' safe defaults: TLS 1.2 and 1.3.
+            allows_tls13: true,
+        };
+        return Ok((built, Vec::new()));
     }
     let (mode, mode_name) = match server.mode {
         TlsMode::Mutual => (certs::ServerTlsMode::Mutual, "MUTUAL"),
@@ -167,14 +186,17 @@ fn server_config(
         max: version(tls.max_version),
         cipher_suites: tls.cipher_suites.clone(),
     };
-    let built = certs::gateway_server_config(
-        &policy,
-        &credential.ca,
-        Arc::new(FixedCert(key)),
-        alpn(server),
-    )
-    .map_err(|e| format!("{mode_name} server TLS: {e}"))?;
-    Ok((built.config, built.warnings))
+    let error = |e: certs::TlsConfigError| format!("{mode_name} server TLS: {e}");
+    let pieces = certs::resolve_server_tls(&policy, &credential.ca).map_err(error)?;
+    let config = pieces
+        .server_config(Arc::new(FixedCert(key)), alpn(server))
+        .map_err(error)?;
+    let built = ServerTls {
+        config: Arc::new(config),
+        client_rules: Arc::clone(&pieces.client_verifier),
+        allows_tls13: pieces.allows_tls13(),
+    };
+    Ok((built, pieces.warnings))
 }
 
 /// Reads the mesh identity files; a failure makes ISTIO_MUTUAL servers rejected, nothing else.

@@ -54,7 +54,11 @@ class Client(QuicConnectionProtocol):
         if isinstance(event, ConnectionTerminated):
             for response, done in self.pending.values():
                 if not done.done():
-                    done.set_exception(ConnectionError(f"connection closed: {event.reason_phrase}"))
+                    done.set_exception(
+                        ConnectionError(
+                            f"connection closed: error_code={event.error_code:#x} {event.reason_phrase}"
+                        )
+                    )
             return
         for h3_event in self.h3.handle_event(event):
             entry = self.pending.get(h3_event.stream_id)

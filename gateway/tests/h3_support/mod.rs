@@ -80,6 +80,41 @@ impl H3Client {
     }
 }
 
+/// The backend service of [`one_https_port`].
+pub const ECHO_SERVICE: &str = "echo.default.svc.cluster.local";
+
+/// One HTTPS port (443) whose servers each route every path of their first host to the test
+/// backend.
+pub fn one_https_port(
+    backend: SocketAddr,
+    servers: Vec<multicluster::proto::Server>,
+    credentials: Vec<multicluster::proto::TlsCredential>,
+) -> multicluster::proto::GatewayConfig {
+    use crate::http_support::{cluster, cluster_name, config, listener, route, table, to, vhost};
+    let cluster_name = cluster_name(8000, "", ECHO_SERVICE);
+    let tables = servers
+        .iter()
+        .map(|s| {
+            let host = s.hosts[0].as_str();
+            table(
+                &s.name,
+                vec![vhost(
+                    host,
+                    443,
+                    vec![route("all", vec![], to(&cluster_name))],
+                )],
+            )
+        })
+        .collect();
+    config(
+        "1",
+        vec![listener(443, servers)],
+        vec![cluster(8000, "", ECHO_SERVICE, &[backend])],
+        tables,
+        credentials,
+    )
+}
+
 /// Largest body `pattern` serves.
 const PATTERN_MAX: usize = 16 * 1024 * 1024;
 

@@ -248,6 +248,19 @@ fn discovery_reads_read_only_and_mounts_its_mesh() {
     assert_eq!(mesh["systemNamespace"], "mesh-b");
     assert_eq!(mesh["clusters"][0]["id"], "cluster-b");
     assert_eq!(mesh["clusters"][0]["network"], "network-b");
+    // Discovery's own loader accepts what the ConfigMap mounts.
+    let loaded = discovery::mesh_config::MeshConfig::parse(
+        config_map["data"]["mesh.yaml"].as_str().expect("mesh.yaml"),
+        Path::new("/etc/isthmus"),
+        "mesh.yaml",
+    )
+    .expect("discovery loads the rendered mesh");
+    assert_eq!(loaded.system_namespace, "mesh-b");
+    assert_eq!(loaded.clusters[0].id.to_string(), "cluster-b");
+    assert!(
+        loaded.has_kubernetes(),
+        "the local cluster is read in-cluster"
+    );
     let service = object(&objects, "Service", "isthmus-discovery");
     assert_eq!(service_ports(service)[0], (15012, "TCP".into(), 15012));
 }

@@ -264,10 +264,10 @@ fn set_namespace(objects: &mut [Value], namespace: &str) {
         .collect();
     for object in objects.iter_mut() {
         let kind = text(&object["kind"]);
-        if !CLUSTER_SCOPED.contains(&kind.as_str()) {
-            if let Some(metadata) = object["metadata"].as_object_mut() {
-                metadata.insert("namespace".into(), Value::String(namespace.to_owned()));
-            }
+        if !CLUSTER_SCOPED.contains(&kind.as_str())
+            && let Some(metadata) = object["metadata"].as_object_mut()
+        {
+            metadata.insert("namespace".into(), Value::String(namespace.to_owned()));
         }
         if kind == "RoleBinding" || kind == "ClusterRoleBinding" {
             for subject in object["subjects"].as_array_mut().into_iter().flatten() {

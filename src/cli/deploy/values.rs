@@ -93,10 +93,10 @@ impl Substitution {
         }
         let original = inner.clone();
         self.apply_value(&mut inner, seen);
-        if inner != original {
-            if let Ok(emitted) = serde_saphyr::to_string(&inner) {
-                *text = emitted;
-            }
+        if inner != original
+            && let Ok(emitted) = serde_saphyr::to_string(&inner)
+        {
+            *text = emitted;
         }
     }
 }

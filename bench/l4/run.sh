@@ -7,7 +7,9 @@
 #   3. new TLS connections per second, gateway / HAProxy 2.6 req.ssl_sni  (target >= 1.0x)
 #   4. gateway RSS with ~10,000 open passthrough connections              (target <= 40 MiB)
 #
-# Usage: bench/l4/run.sh   (SECONDS_PER_RUN=5 ROUNDS=3 HOLD=9900 CONCURRENCY=32 to change)
+# Usage: bench/l4/run.sh   (SECONDS_PER_RUN=5 ROUNDS=3 HOLD=9900 CONCURRENCY=32 to change;
+#        CARGO_TARGET_DIR=/work/rtarget to build into a shared release dir; BUILD=0 to use the
+#        binaries already built there, e.g. when other work on the tree would force a rebuild)
 # Needs: cargo, curl; installs haproxy with apt-get if missing. Run as a user that may.
 set -euo pipefail
 
@@ -56,11 +58,14 @@ wait_for() { # what, command...
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-log "building (release)"
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p isthmus
-CARGO_TARGET_DIR="$ROOT/target/l4-bench" cargo build --release --quiet --offline --manifest-path "$HERE/Cargo.toml"
-ISTHMUS="$ROOT/target/release/isthmus"
-BENCH="$ROOT/target/l4-bench/release/l4-bench"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+if [ "${BUILD:-1}" != 0 ]; then
+    log "building (release)"
+    CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p isthmus
+    CARGO_TARGET_DIR="$TARGET/l4-bench" cargo build --release --quiet --offline --manifest-path "$HERE/Cargo.toml"
+fi
+ISTHMUS="$TARGET/release/isthmus"
+BENCH="$TARGET/l4-bench/release/l4-bench"
 
 if ! command -v haproxy >/dev/null; then
     log "installing haproxy"
@@ -162,13 +167,14 @@ for _ in $(seq 1 "$ROUNDS"); do
 done
 HS_DIRECT=$(median "${HS_D[@]}"); HS_GATEWAY=$(median "${HS_G[@]}"); HS_HAPROXY=$(median "${HS_H[@]}")
 
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 REJECTED=$(curl -fsS "http://$STATS/stats/prometheus" | awk '/^isthmus_rejected_connections_total/ {sum += $NF} END {print sum + 0}')
 
 awk -v tp_d="$TP_DIRECT" -v tp_g="$TP_GATEWAY" \
     -v l50_d="$LAT_DIRECT_P50" -v l99_d="$LAT_DIRECT_P99" -v l50_g="$LAT_GATEWAY_P50" -v l99_g="$LAT_GATEWAY_P99" \
     -v hs_d="$HS_DIRECT" -v hs_g="$HS_GATEWAY" -v hs_h="$HS_HAPROXY" \
     -v rss_idle="$RSS_IDLE" -v rss_held="$RSS_HELD" -v held="$HELD" -v hold="$HOLD" \
-    -v haproxy="$HAPROXY_VERSION" -v load="$LOAD_BEFORE" -v rounds="$ROUNDS" -v rejected="$REJECTED" -v secs="$SECONDS_PER_RUN" -v conc="$CONCURRENCY" '
+    -v haproxy="$HAPROXY_VERSION" -v load="$LOAD_BEFORE" -v load_after="$LOAD_AFTER" -v rounds="$ROUNDS" -v rejected="$REJECTED" -v secs="$SECONDS_PER_RUN" -v conc="$CONCURRENCY" '
 function verdict(ok) { return ok ? "ok" : "MISSED" }
 BEGIN {
     tp_ratio = tp_g / tp_d
@@ -177,7 +183,7 @@ BEGIN {
     rss_idle_mib = rss_idle / 1024; rss_held_mib = rss_held / 1024
     rss_10k = (rss_idle + (rss_held - rss_idle) * 10000 / held) / 1024
     printf "\nisthmus layer-4 benchmark (loopback, median of %d alternating runs of %d s, %d concurrent for handshakes)\n", rounds, secs, conc
-    printf "peer: %s; load average before the run: %s\n\n", haproxy, load
+    printf "peer: %s; load average before the run: %s, after: %s\n\n", haproxy, load, load_after
     printf "%-44s %14s %14s %10s %8s\n", "figure", "baseline", "gateway", "ratio", "target"
     printf "%-44s %14.1f %14.1f %10.3f %8s  %s\n", "bulk echo throughput MiB/s (direct)", tp_d, tp_g, tp_ratio, ">=0.7", verdict(tp_ratio >= 0.7)
     printf "%-44s %14.1f %14.1f %10s %8s  %s\n", "1 KiB echo RTT p50 us (direct)", l50_d, l50_g, sprintf("%+.1f", add50), "<=50", verdict(add50 <= 50)

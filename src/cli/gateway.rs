@@ -48,6 +48,10 @@ pub struct Args {
     /// Config dump and listings; keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
+    /// Name server for ServiceEntry `resolution: DNS` hosts, `ip:port`; repeat for more.
+    /// Without one, /etc/resolv.conf is used.
+    #[arg(long = "dns-server", env = "ISTHMUS_DNS_SERVER", value_delimiter = ',')]
+    dns_servers: Vec<SocketAddr>,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -89,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         listener_address: args.listener_address,
         port_map: args.port_map.into_iter().collect::<BTreeMap<_, _>>(),
         network: Some(args.network),
+        dns_servers: args.dns_servers,
         ..GatewayOptions::default()
     };
     super::runtime()?.block_on(async {

@@ -238,7 +238,7 @@ pub fn clusters(gateway: &Gateway) -> Vec<ClusterView> {
             port: cluster.port,
             subset: cluster.subset.clone(),
             direction: "outbound".to_owned(),
-            kind: if cluster.dns_targets > 0 {
+            kind: if !cluster.dns_targets.is_empty() {
                 "STRICT_DNS".to_owned()
             } else {
                 "EDS".to_owned()
@@ -259,7 +259,9 @@ pub fn endpoints(gateway: &Gateway) -> Vec<EndpointView> {
         .clusters
         .values()
         .flat_map(|cluster| {
-            cluster.endpoints.iter().map(move |endpoint| {
+            // DNS targets are listed with the addresses they currently resolve to.
+            let listed = upstreams.endpoints(cluster).into_owned();
+            listed.into_iter().map(move |endpoint| {
                 let status = upstreams.status(&cluster.name, endpoint.address);
                 EndpointView {
                     endpoint: endpoint.address.to_string(),

@@ -69,6 +69,15 @@ pub struct EndpointConfig {
     pub network_gateway: bool,
 }
 
+/// A hostname whose addresses are the endpoints, each with this port and weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsTarget {
+    pub hostname: String,
+    pub port: u16,
+    /// Never 0.
+    pub weight: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     pub name: String,
@@ -80,8 +89,12 @@ pub struct ClusterConfig {
     pub endpoints: Vec<EndpointConfig>,
     pub connect_timeout: Option<Duration>,
     pub outlier: OutlierPolicy,
-    /// DNS targets are resolved by the upstream layer of a later issue; kept for listings.
-    pub dns_targets: usize,
+    /// ServiceEntry `resolution: DNS` hosts: the upstream layer resolves them and adds
+    /// their addresses to `endpoints` when picking.
+    pub dns_targets: Vec<DnsTarget>,
+    /// `connectionPool.http.maxRequestsPerConnection`: an upstream connection is retired
+    /// after this many requests.
+    pub max_requests_per_connection: Option<usize>,
     /// HTTP/2 (prior knowledge, or by ALPN over TLS) towards the endpoints: the service port
     /// is HTTP2 or GRPC.
     pub http2: bool,
@@ -119,7 +132,16 @@ impl ClusterConfig {
             connect_timeout: (cluster.connect_timeout_ms > 0)
                 .then(|| Duration::from_millis(u64::from(cluster.connect_timeout_ms))),
             outlier: outlier_from_proto(cluster.outlier_detection.as_ref()),
-            dns_targets: cluster.dns_targets.len(),
+            dns_targets: cluster
+                .dns_targets
+                .iter()
+                .map(|target| dns_target_from_proto(&cluster.name, target))
+                .collect::<Result<Vec<_>, _>>()?,
+            max_requests_per_connection: cluster
+                .connection_pool
+                .as_ref()
+                .and_then(|pool| usize::try_from(pool.max_requests_per_connection).ok())
+                .filter(|max| *max > 0),
             http2: matches!(
                 proto::Protocol::try_from(cluster.protocol),
                 Ok(proto::Protocol::Http2 | proto::Protocol::Grpc)
@@ -182,6 +204,25 @@ fn endpoint_from_proto(
         health,
         network: endpoint.network.clone(),
         network_gateway: endpoint.network_gateway,
+    })
+}
+
+fn dns_target_from_proto(
+    cluster: &str,
+    target: &proto::DnsTarget,
+) -> Result<DnsTarget, ConfigError> {
+    let port = u16::try_from(target.port)
+        .ok()
+        .filter(|port| *port != 0)
+        .ok_or_else(|| ConfigError::EndpointPort {
+            cluster: cluster.to_owned(),
+            address: target.hostname.clone(),
+            port: target.port,
+        })?;
+    Ok(DnsTarget {
+        hostname: target.hostname.trim_end_matches('.').to_ascii_lowercase(),
+        port,
+        weight: target.weight.max(1),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::http::router::RouteTable;
 
 pub use cell::ConfigCell;
 pub use cluster::{
-    ClusterConfig, EndpointConfig, EndpointHealth, LbPolicy, MAX_EJECTION, OutlierPolicy,
+    ClusterConfig, DnsTarget, EndpointConfig, EndpointHealth, LbPolicy, MAX_EJECTION, OutlierPolicy,
 };
 pub use host_match::{HostPattern, Specificity, best_match, most_specific};
 pub use listener::{

@@ -21,6 +21,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::body::HttpBody;
 use crate::config::ClusterConfig;
+use crate::upstream::RequestCount;
 
 /// Idle connections per endpoint when the DestinationRule sets no limit.
 const DEFAULT_MAX_IDLE_PER_ENDPOINT: usize = 64;
@@ -35,18 +36,25 @@ pub type OriginationTls = Arc<certs::UpstreamTls>;
 pub struct Connector {
     connect_timeout: Duration,
     tls: Option<OriginationTls>,
+    count_requests: bool,
 }
 
-pub enum UpstreamIo {
+pub struct UpstreamIo {
+    stream: UpstreamStream,
+    /// Set when the cluster retires connections after a number of requests.
+    requests: Option<RequestCount>,
+}
+
+enum UpstreamStream {
     Plain(TokioIo<TcpStream>),
     Tls(Box<TokioIo<TlsStream<TcpStream>>>),
 }
 
 impl Connection for UpstreamIo {
     fn connected(&self) -> Connected {
-        match self {
-            UpstreamIo::Plain(_) => Connected::new(),
-            UpstreamIo::Tls(stream) => {
+        let connected = match &self.stream {
+            UpstreamStream::Plain(_) => Connected::new(),
+            UpstreamStream::Tls(stream) => {
                 let (_, session) = stream.inner().get_ref();
                 if session.alpn_protocol() == Some(b"h2") {
                     Connected::new().negotiated_h2()
@@ -54,6 +62,10 @@ impl Connection for UpstreamIo {
                     Connected::new()
                 }
             }
+        };
+        match &self.requests {
+            Some(requests) => connected.extra(requests.clone()),
+            None => connected,
         }
     }
 }
@@ -64,9 +76,9 @@ impl hyper::rt::Read for UpstreamIo {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().stream {
+            UpstreamStream::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -77,30 +89,30 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().stream {
+            UpstreamStream::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(io) => Pin::new(io).poll_flush(cx),
-            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().stream {
+            UpstreamStream::Plain(io) => Pin::new(io).poll_flush(cx),
+            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
-            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().stream {
+            UpstreamStream::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            UpstreamIo::Plain(io) => io.is_write_vectored(),
-            UpstreamIo::Tls(io) => io.is_write_vectored(),
+        match &self.stream {
+            UpstreamStream::Plain(io) => io.is_write_vectored(),
+            UpstreamStream::Tls(io) => io.is_write_vectored(),
         }
     }
 
@@ -109,9 +121,9 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().stream {
+            UpstreamStream::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 }
@@ -128,6 +140,7 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let timeout = self.connect_timeout;
         let tls = self.tls.clone();
+        let requests = self.count_requests.then(RequestCount::default);
         Box::pin(async move {
             // The router always puts the chosen endpoint's IP:port in the URI.
             let address: SocketAddr = uri
@@ -153,7 +166,10 @@ impl tower_service::Service<Uri> for Connector {
             // Small requests must not wait for Nagle; failing to set it costs latency only.
             let _ = stream.set_nodelay(true);
             let Some(tls) = tls else {
-                return Ok(UpstreamIo::Plain(TokioIo::new(stream)));
+                return Ok(UpstreamIo {
+                    stream: UpstreamStream::Plain(TokioIo::new(stream)),
+                    requests,
+                });
             };
             let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
             let handshake = connector.connect(tls.server_name.clone(), stream);
@@ -165,7 +181,10 @@ impl tower_service::Service<Uri> for Connector {
                         format!("TLS handshake with {address} timed out"),
                     )
                 })??;
-            Ok(UpstreamIo::Tls(Box::new(TokioIo::new(stream))))
+            Ok(UpstreamIo {
+                stream: UpstreamStream::Tls(Box::new(TokioIo::new(stream))),
+                requests,
+            })
         })
     }
 }
@@ -175,7 +194,8 @@ pub type UpstreamClient = Client<Connector, HttpBody>;
 struct CachedClient {
     http2: bool,
     tls: Option<OriginationTls>,
-    idle: (Option<usize>, Option<Duration>),
+    /// Pool settings: idle connections, idle timeout, requests per connection.
+    idle: (Option<usize>, Option<Duration>, Option<usize>),
     client: UpstreamClient,
 }
 
@@ -205,7 +225,11 @@ impl ClientCache {
         tls: Option<&OriginationTls>,
         connect_timeout: Duration,
     ) -> UpstreamClient {
-        let idle = (cluster.max_idle_per_endpoint, cluster.idle_timeout);
+        let idle = (
+            cluster.max_idle_per_endpoint,
+            cluster.idle_timeout,
+            cluster.max_requests_per_connection,
+        );
         let key = (cluster.name.clone(), http2);
         // The map is only read and replaced under the lock; a panic elsewhere cannot leave
         // it half-written.
@@ -227,6 +251,7 @@ impl ClientCache {
         let connector = Connector {
             connect_timeout: cluster.connect_timeout.unwrap_or(connect_timeout),
             tls: tls.cloned(),
+            count_requests: cluster.max_requests_per_connection.is_some(),
         };
         let mut builder = Client::builder(TokioExecutor::new());
         builder

@@ -22,7 +22,8 @@ use super::router::{
 use super::{access_log, cors};
 use crate::config::ClusterConfig;
 use crate::proxy::Proxy;
-use crate::upstream::{EndpointFilter, random::random_u64};
+use crate::upstream::{EndpointFilter, count_request, random::random_u64};
+use hyper_util::client::legacy::connect::capture_connection;
 
 /// Request bodies kept in memory so a retry or a mirror can send them again; larger ones
 /// stream once and are not retried.
@@ -332,6 +333,13 @@ async fn forward_request(
         outcome.flags = flags::UPSTREAM_CONNECT_FAILURE;
         return (local::connect_failure(), outcome);
     }
+    let dns_wait = cluster
+        .connect_timeout
+        .unwrap_or(proxy.settings.connect_timeout);
+    if let Err(error) = proxy.upstreams.resolve_dns(cluster, dns_wait).await {
+        outcome.flags = flags::DNS_RESOLUTION_FAILED;
+        return (local::dns_unresolved(&error), outcome);
+    }
     let Some(_in_flight) = proxy.http.clients.admit(cluster) else {
         outcome.flags = flags::UPSTREAM_OVERFLOW;
         return (local::overflow(), outcome);
@@ -408,7 +416,7 @@ async fn forward_request(
             } else {
                 parts.headers.clone()
             };
-            let request = match upstream_request(
+            let mut request = match upstream_request(
                 &parts.method,
                 headers,
                 picked.address,
@@ -425,6 +433,9 @@ async fn forward_request(
                     return Err((response, flags::DOWNSTREAM_PROTOCOL_ERROR, None));
                 }
             };
+            let per_connection = cluster
+                .max_requests_per_connection
+                .map(|limit| (limit, capture_connection(&mut request)));
             let call = client.request(request);
             let result = match per_try {
                 Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -436,6 +447,9 @@ async fn forward_request(
             drop(picked.active);
             match result {
                 Ok(response) => {
+                    if let Some((limit, capture)) = &per_connection {
+                        count_request(capture, &response, *limit);
+                    }
                     let status = response.status();
                     if status.is_server_error() {
                         proxy.upstreams.record_failure(cluster, picked.address);

@@ -30,6 +30,8 @@ pub mod flags {
     pub const UPSTREAM_OVERFLOW: &str = "UO";
     /// The request could not be read (body too large, client gone, bad gRPC-web text).
     pub const DOWNSTREAM_PROTOCOL_ERROR: &str = "DPE";
+    /// The upstream's DNS hostnames have never resolved (Envoy's DNS resolution failure).
+    pub const DNS_RESOLUTION_FAILED: &str = "DF";
 }
 
 pub fn status_only(status: StatusCode) -> Response<HttpBody> {
@@ -57,6 +59,18 @@ pub fn no_route() -> Response<HttpBody> {
 
 pub fn no_healthy_upstream() -> Response<HttpBody> {
     text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream")
+}
+
+/// 503 naming the hostname that does not resolve and why, so the sender can fix it.
+pub fn dns_unresolved(reason: &impl std::fmt::Display) -> Response<HttpBody> {
+    let body = format!("no healthy upstream: {reason}");
+    let length = HeaderValue::from(body.len());
+    let mut response = Response::new(full(body));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(header::CONTENT_LENGTH, length);
+    response
 }
 
 pub fn upstream_timeout() -> Response<HttpBody> {

@@ -5,6 +5,7 @@
 //! not TLS on a TLS-only port, or a hello without Istio's ALPN on AUTO_PASSTHROUGH close the
 //! connection with a log line and a counted reason. The gateway is not an open relay.
 
+mod buffers;
 mod copy;
 mod hello;
 mod reject;
@@ -21,7 +22,8 @@ use crate::config::{ClusterConfig, ListenerKey, ListenerRoutes, RuntimeConfig, S
 use crate::metrics::{Metrics, REPORTER_SOURCE, SECURITY_MUTUAL_TLS, SECURITY_UNKNOWN, TcpLabels};
 use crate::upstream::{self, ConnectError, EndpointFilter, Upstreams};
 
-pub use copy::{Transferred, copy_both_ways};
+pub use buffers::BufferPool;
+pub use copy::{Transferred, copy_both_ways, copy_tcp_both_ways};
 pub use hello::{HelloRead, read_client_hello};
 pub use reject::RejectReason;
 
@@ -40,6 +42,8 @@ pub struct Proxy {
     pub upstreams: Upstreams,
     pub metrics: Metrics,
     pub http: crate::http::HttpState,
+    /// Copy buffers for passthrough and TCP connections, held only while bytes move.
+    pub buffers: BufferPool,
 }
 
 /// Where a connection goes once its first bytes have been read.
@@ -85,8 +89,18 @@ impl Proxy {
         // Small TLS records must not wait for Nagle; failing to set it costs latency only.
         let _ = downstream.set_nodelay(true);
         if !routes.terminating.is_empty() {
-            crate::tls::serve_terminated(self, downstream, peer, listener, config, force_close)
-                .await;
+            // Boxed, like the HTTP branch: this task's future is as large as its largest
+            // branch, and 10,000 idle passthrough connections must not pay for TLS or HTTP
+            // state they never use.
+            Box::pin(crate::tls::serve_terminated(
+                self,
+                downstream,
+                peer,
+                listener,
+                config,
+                force_close,
+            ))
+            .await;
             return;
         }
         if let Some(first) = routes.http.first() {
@@ -104,7 +118,13 @@ impl Proxy {
                 alt_svc: None,
                 config: Arc::clone(&config),
             };
-            crate::http::serve_connection(self, Arc::new(conn), downstream, force_close).await;
+            Box::pin(crate::http::serve_connection(
+                self,
+                Arc::new(conn),
+                downstream,
+                force_close,
+            ))
+            .await;
             return;
         }
         let started = Instant::now();
@@ -264,7 +284,7 @@ impl Proxy {
         mut downstream: TcpStream,
         peer: SocketAddr,
         routes: &ListenerRoutes,
-        route: Route<'_>,
+        mut route: Route<'_>,
         started: Instant,
         force_close: CancellationToken,
     ) {
@@ -301,12 +321,17 @@ impl Proxy {
             connection_security_policy: route.security,
             listener: routes.name.clone(),
         });
+        // The replayed hello is freed once sent: a long-lived connection keeps only its length.
+        let prefix = std::mem::take(&mut route.prefix);
+        let prefix_len = prefix.len() as u64;
         let copied = async {
-            connected.stream.write_all(&route.prefix).await?;
-            counters.received_bytes.inc_by(route.prefix.len() as u64);
-            copy_both_ways(
-                downstream.split(),
-                connected.stream.split(),
+            connected.stream.write_all(&prefix).await?;
+            drop(prefix);
+            counters.received_bytes.inc_by(prefix_len);
+            copy_tcp_both_ways(
+                &mut downstream,
+                &mut connected.stream,
+                &self.buffers,
                 &counters.received_bytes,
                 &counters.sent_bytes,
             )
@@ -326,7 +351,7 @@ impl Proxy {
                 sni,
                 cluster = %route.cluster.name,
                 upstream = %connected.address,
-                received = transferred.received + route.prefix.len() as u64,
+                received = transferred.received + prefix_len,
                 sent = transferred.sent,
                 duration_ms,
                 "connection closed"

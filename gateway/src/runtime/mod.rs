@@ -22,7 +22,7 @@ use crate::config::{ConfigCell, RuntimeConfig};
 use crate::listener::{AcceptContext, BoundListener, ListenerSet, Placement};
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxySettings};
-use crate::upstream::Upstreams;
+use crate::upstream::{DnsSettings, Upstreams};
 
 pub use options::{GatewayOptions, MeshIdentity};
 
@@ -88,7 +88,12 @@ impl Gateway {
                 connect_timeout: options.connect_timeout,
                 network: options.network.clone(),
             },
-            upstreams: Upstreams::new(metrics.clone()),
+            upstreams: Upstreams::new(
+                metrics.clone(),
+                DnsSettings {
+                    servers: options.dns_servers.clone(),
+                },
+            ),
             metrics: metrics.clone(),
             http: crate::http::HttpState {
                 configs: Arc::clone(&configs),
@@ -98,6 +103,7 @@ impl Gateway {
                     header_read_timeout: options.http_header_read_timeout,
                 },
             },
+            buffers: crate::proxy::BufferPool::new(),
         });
         let gateway = Gateway {
             inner: Arc::new(Inner {

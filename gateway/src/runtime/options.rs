@@ -50,6 +50,8 @@ pub struct GatewayOptions {
     pub http3: bool,
     /// Accept HTTP/3 requests in 0-RTT data. Off by default: an attacker can replay them.
     pub http3_zero_rtt: bool,
+    /// Name servers for ServiceEntry `resolution: DNS` hosts; empty: `/etc/resolv.conf`.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl Default for GatewayOptions {
@@ -72,6 +74,7 @@ impl Default for GatewayOptions {
             mesh_identity: None,
             http3: true,
             http3_zero_rtt: false,
+            dns_servers: Vec::new(),
         }
     }
 }

@@ -6,20 +6,25 @@
 
 mod balancer;
 mod connect;
+mod dns;
 mod outlier;
 pub(crate) mod random;
+mod request_limit;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{ClusterConfig, EndpointConfig, EndpointHealth, LbPolicy, RuntimeConfig};
 use crate::metrics::Metrics;
 
 pub use connect::{ConnectError, Connected, MAX_CONNECT_ATTEMPTS, connect};
+pub use dns::{Dns, DnsError, DnsSettings, Resolution};
 pub use outlier::PassiveHealth;
+pub use request_limit::{RequestCount, count_request};
 
 /// Which endpoints of a cluster a connection may use.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,6 +91,7 @@ struct ClusterBalance {
 pub struct Upstreams {
     clusters: Mutex<HashMap<String, Arc<Mutex<ClusterBalance>>>>,
     metrics: Metrics,
+    dns: Dns,
 }
 
 /// State stays consistent under a panic elsewhere (each update is a few field writes), so a
@@ -95,11 +101,71 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Upstreams {
-    pub fn new(metrics: Metrics) -> Self {
+    /// Call inside the runtime DNS lookups should run on.
+    pub fn new(metrics: Metrics, dns: DnsSettings) -> Self {
         Upstreams {
             clusters: Mutex::new(HashMap::new()),
             metrics,
+            dns: Dns::new(dns),
         }
+    }
+
+    /// The cluster's endpoints: the configured ones, then the current addresses of its DNS
+    /// targets. Borrowed (no copy) for clusters without DNS targets.
+    pub fn endpoints<'c>(&self, cluster: &'c ClusterConfig) -> Cow<'c, [EndpointConfig]> {
+        if cluster.dns_targets.is_empty() {
+            return Cow::Borrowed(&cluster.endpoints);
+        }
+        let mut endpoints = cluster.endpoints.clone();
+        for target in &cluster.dns_targets {
+            let Some(resolution) = self.dns.resolution(&target.hostname) else {
+                continue;
+            };
+            endpoints.extend(resolution.addresses.iter().map(|ip| EndpointConfig {
+                address: SocketAddr::new(*ip, target.port),
+                weight: target.weight,
+                health: EndpointHealth::Healthy,
+                network: String::new(),
+                network_gateway: false,
+            }));
+        }
+        Cow::Owned(endpoints)
+    }
+
+    /// Waits (at most `limit`) for the first lookup of each of the cluster's DNS targets, so
+    /// a request arriving just after a push does not fail for an answer already on its way.
+    /// An error when the cluster has no endpoint at all because no target ever resolved.
+    pub async fn resolve_dns(
+        &self,
+        cluster: &ClusterConfig,
+        limit: Duration,
+    ) -> Result<(), DnsError> {
+        if cluster.dns_targets.is_empty() {
+            return Ok(());
+        }
+        let answers = futures::future::join_all(
+            cluster
+                .dns_targets
+                .iter()
+                .map(|target| self.dns.first_answer(&target.hostname, limit)),
+        )
+        .await;
+        if !cluster.endpoints.is_empty() || answers.iter().any(|a| !a.addresses.is_empty()) {
+            return Ok(());
+        }
+        let (target, answer) =
+            cluster
+                .dns_targets
+                .iter()
+                .zip(answers)
+                .next()
+                .ok_or(DnsError::NoAddresses {
+                    hostname: cluster.service.clone(),
+                })?;
+        Err(answer.error.unwrap_or(DnsError::NoAnswerYet {
+            hostname: target.hostname.clone(),
+            waited: limit,
+        }))
     }
 
     fn balance(&self, cluster: &str) -> Arc<Mutex<ClusterBalance>> {
@@ -123,10 +189,10 @@ impl Upstreams {
         exclude: &[SocketAddr],
     ) -> Option<Picked> {
         let now = Instant::now();
+        let endpoints = self.endpoints(cluster);
         let balance = self.balance(&cluster.name);
         let mut balance = lock(&balance);
-        let eligible: Vec<&EndpointConfig> = cluster
-            .endpoints
+        let eligible: Vec<&EndpointConfig> = endpoints
             .iter()
             .filter(|e| filter.allows(e) && !exclude.contains(&e.address))
             .collect();
@@ -209,10 +275,10 @@ impl Upstreams {
     /// says so.
     pub fn record_failure(&self, cluster: &ClusterConfig, address: SocketAddr) {
         let now = Instant::now();
+        let endpoints = self.endpoints(cluster);
         let balance = self.balance(&cluster.name);
         let mut balance = lock(&balance);
-        let ejected = cluster
-            .endpoints
+        let ejected = endpoints
             .iter()
             .filter(|e| {
                 balance
@@ -223,7 +289,7 @@ impl Upstreams {
             .count();
         let allowed = outlier::may_eject(
             ejected,
-            cluster.endpoints.len(),
+            endpoints.len(),
             cluster.outlier.max_ejection_percent,
         );
         let state = balance.endpoints.entry(address).or_default();
@@ -257,14 +323,22 @@ impl Upstreams {
 
     /// Forgets clusters and endpoints `config` no longer has, so state cannot grow without
     /// bound across pushes. Open connections keep their own counters alive.
+    /// Also starts resolving the DNS targets `config` names and stops the others.
     pub fn retain(&self, config: &RuntimeConfig) {
+        self.dns.retain(
+            config
+                .clusters
+                .values()
+                .flat_map(|cluster| &cluster.dns_targets)
+                .map(|target| target.hostname.as_str()),
+        );
         let mut clusters = lock(&self.clusters);
         clusters.retain(|name, balance| {
             let Some(cluster) = config.cluster(name) else {
                 return false;
             };
             let addresses: HashSet<SocketAddr> =
-                cluster.endpoints.iter().map(|e| e.address).collect();
+                self.endpoints(cluster).iter().map(|e| e.address).collect();
             lock(balance)
                 .endpoints
                 .retain(|address, _| addresses.contains(address));
@@ -304,7 +378,8 @@ mod tests {
                 base_ejection: Duration::from_secs(60),
                 max_ejection_percent: 50,
             },
-            dns_targets: 0,
+            dns_targets: Vec::new(),
+            max_requests_per_connection: None,
             http2: false,
             tls: None,
             max_idle_per_endpoint: None,
@@ -327,7 +402,7 @@ mod tests {
 
     #[test]
     fn round_robin_honours_weights() {
-        let upstreams = Upstreams::new(Metrics::new());
+        let upstreams = Upstreams::new(Metrics::new(), DnsSettings::default());
         let cluster = cluster(LbPolicy::RoundRobin, vec![endpoint(1, 1), endpoint(2, 3)]);
         let picks = ports(&upstreams, &cluster, 400);
         assert_eq!(picks.iter().filter(|p| **p == 1).count(), 100);
@@ -335,7 +410,7 @@ mod tests {
 
     #[test]
     fn unhealthy_draining_other_network_and_gateways_are_skipped() {
-        let upstreams = Upstreams::new(Metrics::new());
+        let upstreams = Upstreams::new(Metrics::new(), DnsSettings::default());
         let mut unhealthy = endpoint(1, 1);
         unhealthy.health = EndpointHealth::Unhealthy;
         let mut draining = endpoint(2, 1);
@@ -370,7 +445,7 @@ mod tests {
 
     #[test]
     fn least_request_prefers_idle_endpoints() {
-        let upstreams = Upstreams::new(Metrics::new());
+        let upstreams = Upstreams::new(Metrics::new(), DnsSettings::default());
         let cluster = cluster(LbPolicy::LeastRequest, vec![endpoint(1, 1), endpoint(2, 1)]);
         let first = upstreams
             .pick(&cluster, &EndpointFilter::default(), &[])
@@ -396,7 +471,7 @@ mod tests {
     #[test]
     fn failures_eject_and_ejected_endpoints_are_avoided() {
         let metrics = Metrics::new();
-        let upstreams = Upstreams::new(metrics.clone());
+        let upstreams = Upstreams::new(metrics.clone(), DnsSettings::default());
         let cluster = cluster(LbPolicy::RoundRobin, vec![endpoint(1, 1), endpoint(2, 1)]);
         let dead = SocketAddr::from(([127, 0, 0, 1], 1));
         upstreams.record_failure(&cluster, dead);
@@ -418,7 +493,7 @@ mod tests {
 
     #[test]
     fn state_survives_swaps_but_forgets_removed_endpoints() {
-        let upstreams = Upstreams::new(Metrics::new());
+        let upstreams = Upstreams::new(Metrics::new(), DnsSettings::default());
         let cluster = cluster(LbPolicy::RoundRobin, vec![endpoint(1, 1), endpoint(2, 1)]);
         let dead = SocketAddr::from(([127, 0, 0, 1], 1));
         upstreams.record_failure(&cluster, dead);

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod dns;
+
 use gateway::{GatewayHandle, GatewayOptions};
 use multicluster::proto::{
     self, Protocol, TlsMode, http_route::Action, server::Routing, string_match::Kind,
@@ -90,16 +92,25 @@ impl Httpbin {
 pub struct Counting {
     pub address: SocketAddr,
     pub requests: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
     /// Request lines seen, in order.
     pub lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Counting {
     pub async fn start(name: &'static str, status: u16) -> Counting {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Counting::start_on(name, status, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Listens on `address` (port 0: a free one).
+    pub async fn start_on(name: &'static str, status: u16, address: SocketAddr) -> Counting {
+        let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&requests);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = Arc::clone(&lines);
         tokio::spawn(async move {
@@ -107,6 +118,7 @@ impl Counting {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let counter = Arc::clone(&counter);
                 let seen = Arc::clone(&seen);
                 tokio::spawn(async move {
@@ -173,6 +185,7 @@ impl Counting {
         Counting {
             address,
             requests,
+            connections,
             lines,
         }
     }

@@ -120,7 +120,7 @@ impl Shared {
     /// A watcher failed. Connection failures make the cluster stale; an API error is about
     /// one kind (RBAC, a missing CRD) and is reported with it; `410 Gone` is routine (the
     /// watcher relists).
-    fn watch_failed(&self, kind: Option<Kind>, error: &watcher::Error) {
+    fn watch_failed(&self, kind: Option<(Kind, &str)>, error: &watcher::Error) {
         let status = match error {
             watcher::Error::WatchError(status) if status.code == 410 => {
                 tracing::debug!(cluster = %self.cluster, "watch expired (410 Gone), relisting");
@@ -133,7 +133,7 @@ impl Shared {
             _ => None,
         };
         match (status, kind) {
-            (Some(status), Some(kind)) => {
+            (Some(status), Some((kind, version))) => {
                 let message = format!(
                     "cannot list and watch {}: {} ({}): grant discovery's service account list and watch on {}",
                     kind.plural(),
@@ -144,10 +144,7 @@ impl Shared {
                 tracing::warn!(cluster = %self.cluster, kind = kind.name(), %message, "kind not readable");
                 let problem = Rejection {
                     cluster: self.cluster.clone(),
-                    origin: kind
-                        .object_path(ISTIO_VERSIONS[0], "", "")
-                        .trim_end_matches('/')
-                        .to_string(),
+                    origin: kind.collection_path(version),
                     kind: String::new(),
                     namespace: String::new(),
                     name: String::new(),
@@ -299,7 +296,7 @@ where
     let api = Api::<K>::all(client.clone());
     let shared = Arc::clone(shared);
     Task(tokio::spawn(async move {
-        follow(&shared, kind, api, backoff, |object| {
+        follow(&shared, (kind, ""), api, backoff, |object| {
             kinds::typed(kind, object, wrap)
         })
         .await;
@@ -309,7 +306,7 @@ where
 /// Feeds one kind's watch events into the store until the task is aborted.
 async fn follow<K>(
     shared: &Shared,
-    kind: Kind,
+    (kind, version): (Kind, &str),
     api: Api<K>,
     backoff: RetryBackoff,
     convert: impl Fn(K) -> Entry,
@@ -326,7 +323,7 @@ async fn follow<K>(
             Ok(Event::InitApply(object)) => StoreEvent::InitApply(convert(object)),
             Ok(Event::InitDone) => StoreEvent::InitDone,
             Err(error) => {
-                shared.watch_failed(Some(kind), &error);
+                shared.watch_failed(Some((kind, version)), &error);
                 continue;
             }
         };
@@ -378,7 +375,7 @@ async fn follow_istio(shared: Arc<Shared>, client: Client, timings: WatchTimings
         let shared = &shared;
         let cluster = shared.cluster.clone();
         async move {
-            follow(shared, kind, api, backoff(), |object| {
+            follow(shared, (kind, version), api, backoff(), |object| {
                 kinds::dynamic(&cluster, kind, &resource, object)
             })
             .await;

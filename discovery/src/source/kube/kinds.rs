@@ -76,6 +76,11 @@ impl Kind {
         }
     }
 
+    /// The path the kind is listed and watched at, across namespaces.
+    pub(super) fn collection_path(self, istio_version: &str) -> String {
+        format!("{}/{}", self.api_prefix(istio_version), self.plural())
+    }
+
     /// The object's own API path, which names it in messages (`kubectl get --raw <path>`).
     pub(super) fn object_path(self, istio_version: &str, namespace: &str, name: &str) -> String {
         let prefix = self.api_prefix(istio_version);

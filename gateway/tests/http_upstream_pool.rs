@@ -1,0 +1,204 @@
+//! Upstream resolution and pooling: ServiceEntry `resolution: DNS` hosts resolved by the
+//! gateway itself against an in-test DNS server on 127.0.0.1 (TTL honoured, last good answer
+//! kept when DNS fails, a clear 503 when a host never resolved), and DestinationRule
+//! `connectionPool.http.maxRequestsPerConnection`.
+#![allow(clippy::unwrap_used)]
+
+mod http_support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use gateway::{GatewayHandle, GatewayOptions};
+use http_support::dns::DnsServer;
+use http_support::*;
+use multicluster::proto::{self, Protocol};
+
+const API: &str = "api.example.com";
+
+fn dns_cluster(host: &str, port: u16, target: &str) -> proto::Cluster {
+    let mut cluster = cluster(port, "", host, &[]);
+    cluster.dns_targets = vec![proto::DnsTarget {
+        hostname: target.into(),
+        port: u32::from(port),
+        weight: 1,
+    }];
+    cluster
+}
+
+/// A gateway on port 80 routing `host` to `cluster`, resolving through `dns`.
+async fn gateway_for(dns: &DnsServer, host: &str, cluster: proto::Cluster) -> GatewayHandle {
+    let gateway = start(GatewayOptions {
+        dns_servers: vec![dns.address],
+        ..test_options()
+    })
+    .await;
+    let routes = vec![route("all", vec![uri_prefix("/")], to(&cluster.name))];
+    gateway
+        .apply(config(
+            "1",
+            vec![listener(
+                80,
+                vec![http_server("http.80", Protocol::Http, &[host], "http.80")],
+            )],
+            vec![cluster],
+            vec![table("http.80", vec![vhost(host, 80, routes)])],
+            vec![],
+        ))
+        .unwrap();
+    gateway
+}
+
+async fn get(gateway: &GatewayHandle, host: &str) -> Reply {
+    let address = gateway.listener_address(80).unwrap();
+    curl(&[
+        "-H",
+        &format!("Host: {host}"),
+        &format!("http://{address}/x"),
+    ])
+    .await
+}
+
+/// Polls `check` for up to 15 s (DNS retries back off to several seconds).
+async fn within_15s(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_upstream_follows_the_answer_after_its_ttl_and_survives_dns_failure() {
+    let dns = DnsServer::start().await;
+    let a = Counting::start("a", 200).await;
+    let b_address = SocketAddr::new(Ipv4Addr::new(127, 0, 0, 2).into(), a.address.port());
+    let b = Counting::start_on("b", 200, b_address).await;
+    dns.set(API, &[Ipv4Addr::LOCALHOST], 1);
+    let upstream = format!("upstream.{API}");
+    dns.set(&upstream, &[Ipv4Addr::LOCALHOST], 1);
+    let gateway = gateway_for(&dns, API, dns_cluster(API, a.address.port(), &upstream)).await;
+
+    // The first request right after the push waits for the first answer instead of failing.
+    let reply = get(&gateway, API).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.starts_with("a "), "{reply:?}");
+
+    // A new answer is used once the old one's TTL (1 s) has run out.
+    dns.set(&upstream, &[Ipv4Addr::new(127, 0, 0, 2)], 1);
+    let mut switched = false;
+    for _ in 0..60 {
+        if get(&gateway, API).await.body.starts_with("b ") {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(switched, "still not following the new DNS answer");
+    assert!(b.count() >= 1);
+
+    // DNS fails: after the gateway has seen a failure (its retry proves it processed one),
+    // the last good address keeps serving.
+    dns.fail();
+    let before = dns.a_queries(&upstream);
+    assert!(within_15s(|| dns.a_queries(&upstream) >= before + 2).await);
+    let reply = get(&gateway, API).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.starts_with("b "), "{reply:?}");
+
+    // A long TTL is honoured: no new query while it is valid, although requests keep coming.
+    dns.set(&upstream, &[Ipv4Addr::new(127, 0, 0, 2)], 60);
+    let before = dns.a_queries(&upstream);
+    assert!(within_15s(|| dns.a_queries(&upstream) > before).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answered = dns.a_queries(&upstream);
+    for _ in 0..5 {
+        assert_eq!(get(&gateway, API).await.status, 200);
+    }
+    // Longer than the refresh floor (1 s): a resolver ignoring the TTL would have asked.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(dns.a_queries(&upstream), answered);
+    let listed = curl(&[&format!(
+        "http://{}/endpoints",
+        gateway.admin_addresses().admin
+    )])
+    .await;
+    assert!(
+        listed.body.contains(&b_address.to_string()),
+        "{}",
+        listed.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_never_resolved_gets_a_clear_503_and_flag() {
+    let dns = DnsServer::start().await;
+    let missing = "missing.example.com";
+    let gateway = gateway_for(&dns, API, dns_cluster(API, 8080, missing)).await;
+    let reply = get(&gateway, API).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(
+        reply.body.contains("no healthy upstream") && reply.body.contains(missing),
+        "{reply:?}"
+    );
+    let text = stats(&gateway).await;
+    assert_eq!(
+        metric_sum(
+            &text,
+            "istio_requests_total",
+            &[("response_flags", "DF"), ("response_code", "503")]
+        ),
+        1.0,
+        "{text}"
+    );
+    // Once the name resolves, the same cluster serves.
+    let backend = Counting::start("late", 200).await;
+    let gateway = gateway_for(&dns, API, dns_cluster(API, backend.address.port(), missing)).await;
+    dns.set(missing, &[Ipv4Addr::LOCALHOST], 1);
+    let mut served = false;
+    for _ in 0..60 {
+        if get(&gateway, API).await.status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the name resolved but requests still fail");
+}
+
+/// Six sequential requests over one client connection: with maxRequestsPerConnection 2 the
+/// gateway opens at least three upstream connections; without a limit it reuses one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_requests_per_connection_retires_upstream_connections() {
+    let dns = DnsServer::start().await;
+    for (limit, backend_name) in [(Some(2u32), "limited"), (None, "unlimited")] {
+        let backend = Counting::start(backend_name, 200).await;
+        let mut cluster = cluster(8000, "", API, &[backend.address]);
+        cluster.connection_pool = limit.map(|max| proto::ConnectionPool {
+            max_requests_per_connection: max,
+            ..Default::default()
+        });
+        let gateway = gateway_for(&dns, API, cluster).await;
+        let address = gateway.listener_address(80).unwrap();
+        let url = format!("http://{address}/x");
+        let urls: Vec<&str> = std::iter::repeat_n(url.as_str(), 6).collect();
+        let mut args = vec!["-H", "Host: api.example.com"];
+        args.extend(urls);
+        let reply = curl(&args).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(backend.count(), 6);
+        let connections = backend.connections.load(Ordering::SeqCst);
+        match limit {
+            Some(_) => assert!(connections >= 3, "{connections} connections for 6 requests"),
+            None => assert!(
+                connections <= 2,
+                "{connections} connections without a limit"
+            ),
+        }
+        gateway.shutdown().await;
+    }
+}

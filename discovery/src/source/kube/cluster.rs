@@ -213,29 +213,17 @@ impl ClusterWatch {
         });
         let backoff = || RetryBackoff::new(timings.backoff_initial, timings.backoff_max);
         let mut tasks = vec![
-            spawn_typed::<Namespace>(
-                &shared,
-                &client,
-                backoff(),
-                Kind::Namespace,
-                Resource::Namespace,
-            ),
-            spawn_typed::<Service>(
-                &shared,
-                &client,
-                backoff(),
-                Kind::Service,
-                Resource::Service,
-            ),
+            spawn_typed::<Namespace>(&shared, &client, backoff(), Kind::Namespace, Resource::from),
+            spawn_typed::<Service>(&shared, &client, backoff(), Kind::Service, Resource::from),
             spawn_typed::<EndpointSlice>(
                 &shared,
                 &client,
                 backoff(),
                 Kind::EndpointSlice,
-                Resource::EndpointSlice,
+                Resource::from,
             ),
-            spawn_typed::<Pod>(&shared, &client, backoff(), Kind::Pod, Resource::Pod),
-            spawn_typed::<Secret>(&shared, &client, backoff(), Kind::Secret, Resource::Secret),
+            spawn_typed::<Pod>(&shared, &client, backoff(), Kind::Pod, Resource::from),
+            spawn_typed::<Secret>(&shared, &client, backoff(), Kind::Secret, Resource::from),
             Task(tokio::spawn(follow_istio(
                 Arc::clone(&shared),
                 client.clone(),
@@ -288,7 +276,7 @@ fn spawn_typed<K>(
     client: &Client,
     backoff: RetryBackoff,
     kind: Kind,
-    wrap: fn(Box<K>) -> Resource,
+    wrap: fn(K) -> Resource,
 ) -> Task
 where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,

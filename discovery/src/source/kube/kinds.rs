@@ -131,8 +131,8 @@ fn origin(path: String) -> Origin {
     }
 }
 
-/// A Kubernetes kind: already the type the file source decodes into.
-pub(super) fn typed<K>(kind: Kind, mut object: K, wrap: fn(Box<K>) -> Resource) -> Entry
+/// A Kubernetes kind: converted to the type the file source decodes into.
+pub(super) fn typed<K>(kind: Kind, mut object: K, wrap: fn(K) -> Resource) -> Entry
 where
     K: kube::Resource,
 {
@@ -143,7 +143,7 @@ where
         key,
         value: Ok(Decoded {
             origin: origin(path),
-            resource: wrap(Box::new(object)),
+            resource: wrap(object),
         }),
     }
 }

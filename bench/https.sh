@@ -1,14 +1,48 @@
 #!/usr/bin/env bash
 # HTTPS keep-alive throughput and latency through the Isthmus gateway vs nginx, same machine,
-# same certificate, same route (everything to one plain-HTTP upstream), one worker/thread
-# each so the ratio is per core. Prints gateway/nginx ratios. Not part of CI.
+# same certificate, same route (everything to one plain-HTTP upstream, the same standard
+# headers added), same clients (wrk for HTTP/1.1, h2load for HTTP/2). Not part of CI.
 #
-#   bench/https.sh [duration_seconds] [connections]
+#   bench/https.sh [duration_seconds] [connections]     req/s and p99 ratios, gateway / nginx
+#   bench/https.sh --instructions [requests]            gateway instructions per request
+#
+# "Per core": the gateway's data-plane threads and nginx's worker_processes are both
+# $WORKERS (default 1), and the proxy under test is pinned to CPUs $PROXY_CPUS while the
+# load generator and the upstream share $CLIENT_CPUS, so neither proxy competes with its own
+# load. Each measurement alternates gateway and nginx $ROUNDS times and keeps the median, so
+# a burst of load from elsewhere on the machine hits both.
+#
+# --instructions runs the gateway under callgrind and counts the instructions of N requests
+# on one keep-alive connection minus those of N/5 (so the TLS handshake cancels out): an
+# exact figure on a noisy machine, for before/after comparisons of the request path.
+# CALLGRIND_KEEP=dir keeps the dumps for callgrind_annotate.
+#
+# The gateway is built with `cargo build --release`; set CARGO_TARGET_DIR to share a target
+# directory (the binary is looked up under it), or GATEWAY_BIN to run a prebuilt binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${1:-10}"
-CONNECTIONS="${2:-32}"
+MODE=throughput
+if [[ "${1:-}" == "--instructions" ]]; then
+    MODE=instructions
+    shift
+    REQUESTS="${1:-5000}"
+else
+    DURATION="${1:-10}"
+    CONNECTIONS="${2:-32}"
+fi
+WORKERS="${WORKERS:-1}"
+ROUNDS="${ROUNDS:-3}"
+CPUS="$(nproc)"
+if ((CPUS >= 2)); then
+    PROXY_CPUS="${PROXY_CPUS:-0-$((WORKERS - 1))}"
+    CLIENT_CPUS="${CLIENT_CPUS:-$WORKERS-$((CPUS - 1))}"
+else
+    PROXY_CPUS="${PROXY_CPUS:-0}"
+    CLIENT_CPUS="${CLIENT_CPUS:-0}"
+fi
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UPSTREAM_PORT="$(free_port)"
 NGINX_PORT="$(free_port)"
@@ -18,6 +52,7 @@ missing=()
 command -v nginx >/dev/null || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
+[[ "$MODE" == instructions ]] && ! command -v valgrind >/dev/null && missing+=(valgrind)
 if ((${#missing[@]})); then
     echo "installing ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -32,6 +67,7 @@ cleanup() {
         for _ in 1 2 3 4 5; do [[ -f "$dir/nginx.pid" || ! -d "$dir" ]] && break; sleep 0.2; done
         [[ -f "$dir/nginx.pid" ]] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
     done
+    wait 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -40,10 +76,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=bench.example -addext subjectAltName=DNS:bench.example \
     -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
 
-nginx_conf() { # dir, body
+nginx_conf() { # dir, workers, body
     mkdir -p "$1/logs"
     cat >"$1/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes $2;
 pid $1/nginx.pid;
 error_log $1/logs/error.log warn;
 events { worker_connections 4096; }
@@ -55,15 +91,17 @@ http {
     uwsgi_temp_path $1/uwsgi;
     scgi_temp_path $1/scgi;
     keepalive_requests 1000000;
-    $2
+    $3
 }
 CONF
 }
 
-# The upstream both proxies forward to: a fixed small answer.
-nginx_conf "$WORK/upstream" "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 200 'hello from upstream\n'; } }"
-# nginx as the reference TLS-terminating reverse proxy, with pooled upstream connections.
-nginx_conf "$WORK/proxy" "
+# The upstream both proxies forward to: a fixed small answer. It runs with the load generator
+# so the proxy's CPUs are the proxy's alone.
+nginx_conf "$WORK/upstream" 1 "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 200 'hello from upstream\n'; } }"
+# nginx as the reference TLS-terminating reverse proxy, with pooled upstream connections and
+# the headers the gateway adds (x-forwarded-for/-proto, x-request-id).
+nginx_conf "$WORK/proxy" "$WORKERS" "
     upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$NGINX_PORT ssl http2;
@@ -75,48 +113,127 @@ nginx_conf "$WORK/proxy" "
             proxy_http_version 1.1;
             proxy_set_header Connection '';
             proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Request-Id \$request_id;
         }
     }"
-nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf"
-nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
+taskset -c "$CLIENT_CPUS" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf"
 
-cargo build --release -q -p gateway --example https_gateway
-BENCH_CERT="$WORK/tls.crt" BENCH_KEY="$WORK/tls.key" BENCH_UPSTREAM="127.0.0.1:$UPSTREAM_PORT" \
-    BENCH_PORT="$GATEWAY_PORT" BENCH_THREADS=1 ISTHMUS_LOG=warn \
-    target/release/examples/https_gateway >"$WORK/gateway.log" 2>&1 &
+# GATEWAY_BIN runs a binary built earlier (e.g. to compare two commits) instead of building.
+if [[ -z "${GATEWAY_BIN:-}" ]]; then
+    cargo build --release -q -p gateway --example https_gateway
+    GATEWAY_BIN="$TARGET_DIR/release/examples/https_gateway"
+fi
+gateway_env=(BENCH_CERT="$WORK/tls.crt" BENCH_KEY="$WORK/tls.key"
+    BENCH_UPSTREAM="127.0.0.1:$UPSTREAM_PORT" BENCH_PORT="$GATEWAY_PORT"
+    BENCH_THREADS="$WORKERS" ISTHMUS_LOG=warn)
+
+wait_for() { # port, tries
+    for _ in $(seq 1 "$2"); do
+        curl -skf "https://127.0.0.1:$1/" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    curl -skf "https://127.0.0.1:$1/" >/dev/null || { cat "$WORK/gateway.log" >&2; exit 1; }
+}
+
+client() { taskset -c "$CLIENT_CPUS" "$@"; }
+
+# --- instructions per request under callgrind ------------------------------------------------
+if [[ "$MODE" == instructions ]]; then
+    env "${gateway_env[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" --compress-strings=no \
+        "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
+    GATEWAY_PID=$!
+    PIDS+=("$GATEWAY_PID")
+    wait_for "$GATEWAY_PORT" 600
+    # Counts since the last zeroing, dumped to a new file; prints the instruction total.
+    count() { # h2load args...
+        callgrind_control -z "$GATEWAY_PID" >/dev/null 2>&1
+        client h2load -c 1 -t 1 "--connect-to=127.0.0.1:$GATEWAY_PORT" "$@" https://bench.example/ >"$WORK/h2load.txt"
+        grep -q " 0 failed, 0 errored" "$WORK/h2load.txt" && grep -q "status codes: [0-9]* 2xx" "$WORK/h2load.txt" ||
+            { cat "$WORK/h2load.txt" >&2; exit 1; }
+        callgrind_control -d "$GATEWAY_PID" >/dev/null 2>&1
+        local dump
+        dump="$(ls -t "$WORK"/cg.out.* | head -1)"
+        awk '/^summary:|^totals:/ {print $2; exit}' "$dump"
+        # CALLGRIND_KEEP=dir keeps each dump for callgrind_annotate.
+        [[ -n "${CALLGRIND_KEEP:-}" ]] && cp "$dump" "$CALLGRIND_KEEP/callgrind.$KEEP_NAME.$(date +%s%N)"
+        rm -f "$WORK"/cg.out.*
+    }
+    per_request() { # protocol flag...
+        KEEP_NAME=warm count -n 100 "$@" >/dev/null # warm the upstream pool and first-use paths
+        local small large
+        small="$(KEEP_NAME=small count -n "$((REQUESTS / 5))" "$@")"
+        large="$(KEEP_NAME=large count -n "$REQUESTS" "$@")"
+        awk -v s="$small" -v l="$large" -v n="$((REQUESTS - REQUESTS / 5))" 'BEGIN { printf "%.0f", (l - s) / n }'
+    }
+    h1="$(per_request --h1)"
+    h2="$(per_request -m 1)"
+    h2m="$(per_request -m 10)"
+    printf '%-34s %12s\n' "gateway instructions/request" ""
+    printf '%-34s %12s\n' "h1 keep-alive" "$h1"
+    printf '%-34s %12s\n' "h2, 1 stream at a time" "$h2"
+    printf '%-34s %12s\n' "h2, 10 concurrent streams" "$h2m"
+    echo "($REQUESTS requests minus $((REQUESTS / 5)), one connection; uptime:$(uptime | sed 's/.*load/ load/'))"
+    exit 0
+fi
+
+# --- throughput and latency -----------------------------------------------------------------
+taskset -c "$PROXY_CPUS" env "${gateway_env[@]}" "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 100); do
-    curl -skf "https://127.0.0.1:$GATEWAY_PORT/" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -skf "https://127.0.0.1:$GATEWAY_PORT/" >/dev/null || { cat "$WORK/gateway.log"; exit 1; }
-curl -skf "https://127.0.0.1:$NGINX_PORT/" >/dev/null
+taskset -c "$PROXY_CPUS" nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
+wait_for "$GATEWAY_PORT" 100
+wait_for "$NGINX_PORT" 100
 
+to_ms() { # wrk's "1.23ms" / "456.00us" / "1.01s" → milliseconds
+    awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 }
+        else if (v ~ /ms$/) sub(/ms/, "", v); else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }
+        printf "%.3f", v }'
+}
 # wrk: HTTP/1.1 keep-alive over TLS. Prints "rps p99_ms".
 run_wrk() {
-    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H 'Host: bench.example' "https://127.0.0.1:$1/" |
-        awk '/Requests\/sec/ {rps=$2}
-             $1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v}
-             END {print rps, p99}'
+    local out
+    out="$(client wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H 'Host: bench.example' "https://127.0.0.1:$1/")"
+    echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
 }
-# h2load: HTTP/2 over TLS, 10 streams per connection. Prints "rps mean_ms".
+# h2load: HTTP/2 over TLS, 10 streams per connection. Prints "rps p99_ms" (p99 from the
+# per-request log: start, status, microseconds to the end of the response).
 run_h2load() {
-    h2load -D "$DURATION" -c "$CONNECTIONS" -m 10 -t 2 "--connect-to=127.0.0.1:$1" https://bench.example/ |
-        awk '/finished in/ {for (i=1;i<=NF;i++) if ($i=="req/s,") rps=$(i-1)}
-             /time for request:/ {v=$6; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; mean=v}
-             END {print rps, mean}'
+    local out
+    out="$(client h2load -D "$DURATION" -c "$CONNECTIONS" -m 10 -t 1 --log-file="$WORK/h2.log" \
+        "--connect-to=127.0.0.1:$1" https://bench.example/)"
+    local rps p99
+    rps="$(awk '/finished in/ {for (i=1;i<=NF;i++) if ($i=="req/s,") print $(i-1)}' <<<"$out")"
+    p99="$(cut -f3 "$WORK/h2.log" | sort -n | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.3f", v[i]/1000}')"
+    rm -f "$WORK/h2.log"
+    echo "$rps $p99"
 }
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-read -r g1_rps g1_p99 < <(run_wrk "$GATEWAY_PORT")
-read -r n1_rps n1_p99 < <(run_wrk "$NGINX_PORT")
-read -r g2_rps g2_mean < <(run_h2load "$GATEWAY_PORT")
-read -r n2_rps n2_mean < <(run_h2load "$NGINX_PORT")
-
+declare -A samples
+for round in $(seq 1 "$ROUNDS"); do
+    for target in gateway nginx; do
+        port="$GATEWAY_PORT"
+        [[ "$target" == nginx ]] && port="$NGINX_PORT"
+        read -r rps p99 < <(run_wrk "$port")
+        samples[$target.h1rps]+="$rps "
+        samples[$target.h1p99]+="$p99 "
+        read -r rps p99 < <(run_h2load "$port")
+        samples[$target.h2rps]+="$rps "
+        samples[$target.h2p99]+="$p99 "
+    done
+    echo "round $round/$ROUNDS done" >&2
+done
+value() { tr ' ' '\n' <<<"${samples[$1.$2]}" | grep . | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-printf '%-22s %12s %12s %8s\n' "metric" "isthmus" "nginx" "ratio"
-printf '%-22s %12s %12s %8s\n' "h1 req/s" "$g1_rps" "$n1_rps" "$(ratio "$g1_rps" "$n1_rps")"
-printf '%-22s %12s %12s %8s\n' "h1 p99 ms" "$g1_p99" "$n1_p99" "$(ratio "$g1_p99" "$n1_p99")"
-printf '%-22s %12s %12s %8s\n' "h2 req/s" "$g2_rps" "$n2_rps" "$(ratio "$g2_rps" "$n2_rps")"
-printf '%-22s %12s %12s %8s\n' "h2 mean ms" "$g2_mean" "$n2_mean" "$(ratio "$g2_mean" "$n2_mean")"
-echo "targets: req/s ratio >= 1.0, latency ratio <= 1.0 (one worker/thread each)"
+
+printf '%-12s %12s %12s %8s\n' "metric" "isthmus" "nginx" "ratio"
+for metric in h1rps:"h1 req/s" h1p99:"h1 p99 ms" h2rps:"h2 req/s" h2p99:"h2 p99 ms"; do
+    key="${metric%%:*}"
+    g="$(value gateway "$key")"
+    n="$(value nginx "$key")"
+    printf '%-12s %12s %12s %8s\n' "${metric#*:}" "$g" "$n" "$(ratio "$g" "$n")"
+done
+echo "targets: req/s ratio >= 1.0, p99 ratio <= 1.0; $WORKERS worker(s) each on CPUs $PROXY_CPUS," \
+    "clients and upstream on CPUs $CLIENT_CPUS; median of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections"
+echo "uptime:$(uptime | sed 's/.*load/ load/')"

@@ -21,6 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .extern_path(".isthmus.v1", "::multicluster::proto")
+        // The server sends pushes whose config bytes are shared between streams (push/wire.rs);
+        // on the wire they are `ConfigPush`.
+        .extern_path(".isthmus.v1.ConfigPush", "crate::push::wire::SharedPush")
         .compile_fds(server)?;
 
     let test_client_dir = out_dir.join("test_client");

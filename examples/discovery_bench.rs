@@ -977,7 +977,7 @@ async fn main() -> anyhow::Result<()> {
         .copied()
         .unwrap_or_default();
     println!(
-        "discovery: {} initial and {} update pushes, mean {:.0} ms from snapshot to stream (includes the 50 ms push debounce), {} NACKs",
+        "discovery: {} initial and {} update pushes, mean {:.0} ms from snapshot to stream, {} NACKs",
         metrics
             .get("isthmus_discovery_pushes_total{type=\"initial\"}")
             .copied()

@@ -530,8 +530,9 @@ async fn file_changes_reach_both_gateways_and_metrics_follow() {
         sample(&now, "isthmus_discovery_push_duration_seconds_count"),
         3.0
     );
-    // Each push waits for the push debounce (50 ms quiet) after the snapshot changed.
-    assert!(sample(&now, "isthmus_discovery_push_duration_seconds_sum") >= 3.0 * 0.05);
+    // Measured from the new snapshot to the stream; the only debounce is the file source's,
+    // before the snapshot, so this is translation and encoding alone.
+    assert!(sample(&now, "isthmus_discovery_push_duration_seconds_sum") > 0.0);
 
     // Both acknowledged what they hold.
     let deadline = Instant::now() + TIMEOUT;

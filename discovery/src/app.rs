@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use multicluster::proto::{GatewayConfig, GatewayIdentity};
 use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -24,7 +23,7 @@ use crate::monitor::{self, Monitor};
 use crate::push::{ConfigSource, Debounce, PushMetrics, PushServer};
 use crate::source::FileMesh;
 use crate::source::kube::{ClusterMetrics, KubeOptions, KubeSource};
-use crate::translate::translate;
+use crate::translations::SnapshotTranslations;
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -43,6 +42,11 @@ pub enum AppError {
     Kube(#[from] crate::source::kube::KubeError),
 }
 
+/// Quiet time after the last file event before the mesh is read again. Renames into place (what
+/// kubectl, editors and config management do) are one event; this covers multi-step writes
+/// while leaving most of the ~100 ms change budget for the work.
+const SOURCE_DEBOUNCE: Duration = Duration::from_millis(50);
+
 /// Where discovery listens. Port 0 picks a free port (tests).
 #[derive(Debug, Clone)]
 pub struct DiscoveryOptions {
@@ -51,10 +55,11 @@ pub struct DiscoveryOptions {
     pub grpc_address: SocketAddr,
     /// `/healthz/ready`, `/stats/prometheus`, `/debug/gateways` (istiod's monitoring port 15014).
     pub monitor_address: SocketAddr,
-    /// How long the file source waits for a burst of file events to end.
+    /// How long the file source waits for a burst of file events to end: the one debounce
+    /// between a file change and the push.
     pub source_debounce: Duration,
-    /// How long the push server waits for a burst of snapshots to end. The two add up: a change
-    /// reaches gateways after about their sum (~100 ms by default).
+    /// How long the push server waits after a new snapshot. None by default: snapshots are
+    /// already debounced by the source, and a second wait in series only adds latency.
     pub push_debounce: Debounce,
     /// Timings of the Kubernetes source (used when the mesh has Kubernetes clusters).
     pub kube: KubeOptions,
@@ -65,8 +70,8 @@ impl DiscoveryOptions {
         DiscoveryOptions {
             grpc_address: SocketAddr::from(([0, 0, 0, 0], 15012)),
             monitor_address: SocketAddr::from(([0, 0, 0, 0], 15014)),
-            source_debounce: Duration::from_millis(50),
-            push_debounce: Debounce::new(Duration::from_millis(50), Duration::from_secs(1)),
+            source_debounce: SOURCE_DEBOUNCE,
+            push_debounce: Debounce::new(Duration::ZERO, Duration::ZERO),
             kube: KubeOptions::new(mesh.remote_cluster_timeout),
             mesh,
         }
@@ -79,23 +84,6 @@ impl DiscoveryOptions {
             monitor_address: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..DiscoveryOptions::new(mesh)
         }
-    }
-}
-
-/// Translation of the latest snapshot, offered to the push server.
-struct SnapshotSource {
-    snapshots: watch::Receiver<Arc<MeshSnapshot>>,
-    generations: watch::Receiver<u64>,
-}
-
-impl ConfigSource for SnapshotSource {
-    fn changes(&self) -> watch::Receiver<u64> {
-        self.generations.clone()
-    }
-
-    fn config_for(&self, gateway: &GatewayIdentity) -> GatewayConfig {
-        let snapshot = Arc::clone(&self.snapshots.borrow());
-        translate(&snapshot, gateway).config
     }
 }
 
@@ -168,10 +156,8 @@ impl Discovery {
             until_stopped(stopped.clone()),
         )));
 
-        let config_source: Arc<dyn ConfigSource> = Arc::new(SnapshotSource {
-            snapshots: snapshots.clone(),
-            generations,
-        });
+        let config_source: Arc<dyn ConfigSource> =
+            Arc::new(SnapshotTranslations::new(snapshots.clone(), generations));
         let mut server = PushServer::new(config_source, Arc::clone(&metrics))
             .with_debounce(options.push_debounce);
         // With a CA the port is mesh mTLS and also signs CSRs; without one it stays plaintext

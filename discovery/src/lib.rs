@@ -13,4 +13,5 @@ pub mod resolve;
 pub mod resource;
 pub mod source;
 pub mod translate;
+mod translations;
 pub mod validate_cmd;

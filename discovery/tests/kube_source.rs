@@ -327,7 +327,8 @@ async fn watches_resume_after_bookmarks_and_dropped_connections_and_relist_after
 
     // A bookmark moves the watch's version on without an event...
     let bookmark = server.bookmark();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing outside the watcher shows that it has read the bookmark; give it time to.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // ...so after a dropped connection the watch resumes from it, without a new list.
     server.drop_connections();
     server.apply_yaml(&MESH_YAML.replace("10.10.1.1", "10.10.1.2"));
@@ -394,5 +395,29 @@ async fn istio_kinds_fall_back_to_an_older_api_version() {
             .any(|r| r.starts_with("/apis/networking.istio.io/v1beta1/gateways")),
         "{:#?}",
         server.requests()
+    );
+}
+
+#[tokio::test]
+async fn a_kind_without_rbac_is_reported_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ApiServer::start().await;
+    server.forbid("pods");
+    server.apply_yaml(MESH_YAML);
+    let mut mesh = start(kube_mesh_config(dir.path(), &server)).await;
+    let snapshot = mesh
+        .wait("the cluster to sync without pods", |s| {
+            s.clusters[0].sync == discovery::mesh::SyncState::Synced
+        })
+        .await;
+    assert_eq!(reviews_endpoints(&snapshot), ["10.10.1.1"]);
+    assert_eq!(snapshot.clusters[0].resources.get("Pod"), None);
+    let refused: Vec<String> = snapshot.errors().map(ToString::to_string).collect();
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.contains("/api/v1/pods: cannot list and watch pods")
+                && e.contains("(403): grant discovery's service account list and watch on pods")),
+        "{refused:#?}"
     );
 }

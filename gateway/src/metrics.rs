@@ -4,6 +4,7 @@
 //! working; `isthmus_*` metrics cover what Istio exposes through Envoy stats instead.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -99,9 +100,27 @@ pub struct ConnectionCounters {
     pub closed: Counter,
 }
 
+/// The two request series of one label set, resolved once so a request only does an atomic
+/// add and a histogram observation.
+#[derive(Clone, Debug)]
+pub struct RequestSeries {
+    count: Counter,
+    duration: Histogram,
+}
+
+impl RequestSeries {
+    pub fn record(&self, duration_ms: f64) {
+        self.count.inc();
+        self.duration.observe(duration_ms);
+    }
+}
+
 /// Every metric family of one gateway. Cheap to clone: families share their storage.
 #[derive(Clone)]
 pub struct Metrics {
+    /// Unique per `Metrics::new` in the process (clones share it), so caches of series can
+    /// tell two gateways apart.
+    instance: u64,
     registry: Arc<Registry>,
     tcp_opened: Family<TcpLabels, Counter>,
     tcp_closed: Family<TcpLabels, Counter>,
@@ -190,7 +209,9 @@ impl Metrics {
             "Endpoints ejected by passive health checking",
             ejections.clone(),
         );
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Metrics {
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             registry: Arc::new(registry),
             tcp_opened,
             tcp_closed,
@@ -235,10 +256,20 @@ impl Metrics {
     }
 
     pub fn request_served(&self, labels: &RequestLabels, duration_ms: f64) {
-        self.requests.get_or_create(labels).inc();
-        self.request_duration
-            .get_or_create(labels)
-            .observe(duration_ms);
+        self.request_series(labels).record(duration_ms);
+    }
+
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// The request series of `labels`, created on first use; callers keep it to skip the
+    /// label hashing next time.
+    pub fn request_series(&self, labels: &RequestLabels) -> RequestSeries {
+        RequestSeries {
+            count: self.requests.get_or_create_owned(labels),
+            duration: self.request_duration.get_or_create_owned(labels),
+        }
     }
 
     /// Replaces the set of rejected servers with the current one.

@@ -3,13 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Secret;
 use multicluster::model::{ClusterId, NetworkId};
 
 use crate::istio::validate_resource;
 use crate::mesh::Severity;
-use crate::resource::{Decoded, Resource};
+use crate::resource::{Decoded, EndpointSlice, Pod, Resource, Service};
 
 use super::labels::NETWORK_LABEL;
 use super::problems::Problems;

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::discovery::v1::{Endpoint as SliceEndpoint, EndpointSlice};
+use crate::resource::kubernetes::Endpoint as SliceEndpoint;
+use crate::resource::{EndpointSlice, Pod};
 use multicluster::model::{Endpoint, Health, Locality, NetworkId, ServiceName, ServicePort};
 
 use super::cluster::{ClusterView, Entry, ObjectKey};

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service as KubeService;
+use crate::resource::Service as KubeService;
 use multicluster::model::{NetworkGateway, NetworkId};
 
 use crate::mesh::GatewayHostname;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use crate::resource::kubernetes::ObjectMeta;
 
 /// On a pod, the system namespace, or a gateway Service: the network it belongs to.
 pub const NETWORK_LABEL: &str = "topology.istio.io/network";

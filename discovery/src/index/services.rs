@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Service as KubeService;
+use crate::resource::Service as KubeService;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use multicluster::model::{
     ClusterId, Endpoint, Protocol, Service, ServiceName, ServicePort, TargetPort,

@@ -19,6 +19,9 @@ mod metrics;
 mod server;
 mod service;
 mod session;
+pub(crate) mod wire;
+
+use std::sync::Arc;
 
 use multicluster::proto::{GatewayConfig, GatewayIdentity};
 use tokio::sync::watch;
@@ -27,17 +30,23 @@ pub use debounce::Debounce;
 pub use gateways::{GatewayStatus, GatewayTable, NackRecord};
 pub use metrics::{PushKind, PushMetrics};
 pub use server::{PushError, PushServer, serve, serve_with_listener};
+pub use wire::PreparedConfig;
 
 /// What the push layer needs from the rest of discovery: a change signal and a way to compute
 /// one gateway's configuration.
 ///
-/// `config_for` runs on tokio's blocking pool, once per connected gateway per debounced change,
+/// `prepared_for` runs on tokio's blocking pool, once per connected gateway per debounced change,
 /// so it may do real work; it should be deterministic, since an unchanged result is how the push
-/// layer knows not to push.
+/// layer knows not to push. A source that serves many gateways the same configuration overrides
+/// it to translate and encode once for all of them.
 pub trait ConfigSource: Send + Sync + 'static {
     /// Changes whenever inputs change; the value is an opaque generation.
     fn changes(&self) -> watch::Receiver<u64>;
     /// The full configuration for one gateway at the current generation (version left empty;
     /// the push layer assigns versions).
     fn config_for(&self, gateway: &GatewayIdentity) -> GatewayConfig;
+    /// [`ConfigSource::config_for`], encoded for sending.
+    fn prepared_for(&self, gateway: &GatewayIdentity) -> Arc<PreparedConfig> {
+        Arc::new(PreparedConfig::new(self.config_for(gateway)))
+    }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use multicluster::proto::{ConfigPush, GatewayMessage, gateway_message::Kind};
+use multicluster::proto::{GatewayMessage, gateway_message::Kind};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -15,6 +15,7 @@ use super::generated::mesh_discovery_server::MeshDiscovery;
 use super::identity;
 use super::metrics::PushMetrics;
 use super::session::Session;
+use super::wire::SharedPush;
 
 /// A connection that never says Hello must not hold a handler forever.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,7 +33,7 @@ pub(crate) struct PushService {
 
 #[tonic::async_trait]
 impl MeshDiscovery for PushService {
-    type StreamConfigStream = ReceiverStream<Result<ConfigPush, Status>>;
+    type StreamConfigStream = ReceiverStream<Result<SharedPush, Status>>;
 
     async fn stream_config(
         &self,

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use multicluster::proto::{ConfigPush, GatewayIdentity, GatewayMessage, gateway_message::Kind};
-use prost::Message as _;
+use multicluster::proto::{GatewayIdentity, GatewayMessage, gateway_message::Kind};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tonic::{Status, Streaming};
@@ -18,8 +17,9 @@ use super::ConfigSource;
 use super::debounce::Debounce;
 use super::gateways::Connection;
 use super::metrics::{PushKind, PushMetrics};
+use super::wire::{PreparedConfig, SharedPush};
 
-pub(crate) type Outbound = mpsc::Sender<Result<ConfigPush, Status>>;
+pub(crate) type Outbound = mpsc::Sender<Result<SharedPush, Status>>;
 
 /// How long a stream that is ending waits to hand its error status to a gateway that does not
 /// read.
@@ -72,8 +72,8 @@ struct State {
     changes: watch::Receiver<u64>,
     /// Set once the source's sender is gone: nothing will change any more.
     changes_closed: bool,
-    /// Encoded config (version cleared) of the last push, to skip pushes that change nothing.
-    last_content: Option<Vec<u8>>,
+    /// The last configuration pushed, to skip pushes that change nothing.
+    last_content: Option<Arc<PreparedConfig>>,
     /// The version sent and not yet ACKed or NACKed.
     awaiting: Option<String>,
 }
@@ -182,13 +182,14 @@ impl Session {
         let source = Arc::clone(&self.source);
         let identity = self.identity.clone();
         // Translation is CPU work; keep it off the runtime's worker threads.
-        let mut config = tokio::task::spawn_blocking(move || source.config_for(&identity))
+        let prepared = tokio::task::spawn_blocking(move || source.prepared_for(&identity))
             .await
             .map_err(|error| SessionError::Source(error.to_string()))?;
 
-        config.version.clear();
-        let content = config.encode_to_vec();
-        if state.last_content.as_deref() == Some(content.as_slice()) {
+        let unchanged = state.last_content.as_ref().is_some_and(|last| {
+            Arc::ptr_eq(last, &prepared) || last.encoded() == prepared.encoded()
+        });
+        if unchanged {
             debug!(
                 gateway = %self.identity.name,
                 "inputs changed but this gateway's configuration did not; nothing pushed"
@@ -197,11 +198,8 @@ impl Session {
         }
 
         let version = self.connection.next_version();
-        config.version.clone_from(&version);
-        permit.send(Ok(ConfigPush {
-            config: Some(config),
-        }));
-        state.last_content = Some(content);
+        permit.send(Ok(prepared.push(version.clone())));
+        state.last_content = Some(prepared);
         state.awaiting = Some(version.clone());
         self.connection.sent(&version);
         self.metrics

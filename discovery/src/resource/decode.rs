@@ -1,5 +1,7 @@
 //! Document → [`Resource`] dispatch on apiVersion and kind.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -206,8 +208,8 @@ fn decode_value(
     }
 }
 
-fn kube_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<Box<T>, String> {
-    from_value(Value::Object(object), "").map(Box::new)
+fn kube_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<Arc<T>, String> {
+    from_value(Value::Object(object), "").map(Arc::new)
 }
 
 /// Deserializes with the path of the offending field in the error (`spec.ports[0].port: ...`).
@@ -224,7 +226,7 @@ fn from_value<T: DeserializeOwned>(value: Value, root: &str) -> Result<T, String
     })
 }
 
-fn istio_object<S>(mut object: Map<String, Value>) -> Result<Box<IstioObject<S>>, String>
+fn istio_object<S>(mut object: Map<String, Value>) -> Result<Arc<IstioObject<S>>, String>
 where
     S: DeserializeOwned + Serialize + Default,
 {
@@ -254,7 +256,7 @@ where
             unknown_fields.push(key.clone());
         }
     }
-    Ok(Box::new(IstioObject {
+    Ok(Arc::new(IstioObject {
         api_version,
         metadata,
         spec,

@@ -1,20 +1,21 @@
 //! The input model of discovery: Kubernetes-shaped YAML decoded into typed resources.
 //!
 //! A file holds any number of documents separated by `---`; each document is a Namespace,
-//! Service, EndpointSlice, Pod, Secret (k8s-openapi types), an Istio Gateway,
+//! Service, EndpointSlice, Pod (the lean types of [`kubernetes`]), Secret (k8s-openapi), an Istio Gateway,
 //! VirtualService, DestinationRule or ServiceEntry, or a `List` of those. A document that
 //! cannot be decoded is reported as a [`DecodeError`] and skipped; the rest are kept.
 
 mod decode;
+pub mod kubernetes;
 mod split;
 
 use std::fmt;
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 
 pub use decode::{decode_documents, decode_object};
+pub use kubernetes::{EndpointSlice, Pod, Service};
 
 pub use crate::istio::IstioObject;
 use crate::istio::{
@@ -52,18 +53,19 @@ impl fmt::Display for Origin {
     }
 }
 
-/// One decoded Kubernetes or Istio object.
+/// One decoded Kubernetes or Istio object. Shared, not copied: a source hands the index the
+/// same objects on every rebuild, and a clone is a reference count.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
-    Namespace(Box<Namespace>),
-    Service(Box<Service>),
-    EndpointSlice(Box<EndpointSlice>),
-    Pod(Box<Pod>),
-    Secret(Box<Secret>),
-    Gateway(Box<IstioObject<GatewaySpec>>),
-    VirtualService(Box<IstioObject<VirtualServiceSpec>>),
-    DestinationRule(Box<IstioObject<DestinationRuleSpec>>),
-    ServiceEntry(Box<IstioObject<ServiceEntrySpec>>),
+    Namespace(Arc<Namespace>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Pod(Arc<Pod>),
+    Secret(Arc<Secret>),
+    Gateway(Arc<IstioObject<GatewaySpec>>),
+    VirtualService(Arc<IstioObject<VirtualServiceSpec>>),
+    DestinationRule(Arc<IstioObject<DestinationRuleSpec>>),
+    ServiceEntry(Arc<IstioObject<ServiceEntrySpec>>),
 }
 
 impl Resource {
@@ -81,22 +83,29 @@ impl Resource {
         }
     }
 
-    pub fn metadata(&self) -> &ObjectMeta {
+    /// `metadata.name` and `metadata.namespace` as written.
+    fn name_and_namespace(&self) -> (Option<&str>, Option<&str>) {
+        fn pair<'a>(
+            name: &'a Option<String>,
+            namespace: &'a Option<String>,
+        ) -> (Option<&'a str>, Option<&'a str>) {
+            (name.as_deref(), namespace.as_deref())
+        }
         match self {
-            Resource::Namespace(object) => &object.metadata,
-            Resource::Service(object) => &object.metadata,
-            Resource::EndpointSlice(object) => &object.metadata,
-            Resource::Pod(object) => &object.metadata,
-            Resource::Secret(object) => &object.metadata,
-            Resource::Gateway(object) => &object.metadata,
-            Resource::VirtualService(object) => &object.metadata,
-            Resource::DestinationRule(object) => &object.metadata,
-            Resource::ServiceEntry(object) => &object.metadata,
+            Resource::Namespace(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::Service(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::EndpointSlice(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::Pod(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::Secret(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::Gateway(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::VirtualService(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::DestinationRule(o) => pair(&o.metadata.name, &o.metadata.namespace),
+            Resource::ServiceEntry(o) => pair(&o.metadata.name, &o.metadata.namespace),
         }
     }
 
     pub fn name(&self) -> &str {
-        self.metadata().name.as_deref().unwrap_or_default()
+        self.name_and_namespace().0.unwrap_or_default()
     }
 
     /// The namespace, `default` when absent; empty for the cluster-scoped Namespace kind.
@@ -104,12 +113,30 @@ impl Resource {
         if matches!(self, Resource::Namespace(_)) {
             return "";
         }
-        self.metadata()
-            .namespace
-            .as_deref()
+        self.name_and_namespace()
+            .1
             .filter(|namespace| !namespace.is_empty())
             .unwrap_or(DEFAULT_NAMESPACE)
     }
+}
+
+macro_rules! from_object {
+    ($($kind:ident: $from:ty => $lean:ty),* $(,)?) => {$(
+        impl From<$from> for Resource {
+            fn from(object: $from) -> Self {
+                Resource::$kind(Arc::new(<$lean>::from(object)))
+            }
+        }
+    )*};
+}
+
+// What a Kubernetes client receives, kept as the index reads it.
+from_object! {
+    Namespace: Namespace => Namespace,
+    Service: k8s_openapi::api::core::v1::Service => Service,
+    EndpointSlice: k8s_openapi::api::discovery::v1::EndpointSlice => EndpointSlice,
+    Pod: k8s_openapi::api::core::v1::Pod => Pod,
+    Secret: Secret => Secret,
 }
 
 /// A resource together with where it was read from.

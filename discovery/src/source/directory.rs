@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use multicluster::model::ClusterId;
 
@@ -33,6 +35,82 @@ struct FileState {
     problems: Vec<Rejection>,
     /// Of the text this state was made from; `None` when the file could not be read.
     fingerprint: Option<Fingerprint>,
+    /// The file's metadata when it was read.
+    stamp: Option<Stamp>,
+}
+
+/// How thoroughly [`ClusterDirectory::refresh`] checks files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refresh {
+    /// After watch events: files whose metadata did not change are not read.
+    Changed,
+    /// First read and periodic resync: every file is read and its content compared.
+    Full,
+}
+
+/// A file's metadata, to skip reading files that a watch event did not touch. Any write moves
+/// the change time (ctime) and a rename into place changes the inode; a file written twice
+/// within one timestamp tick with the same size is caught by the next full resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    length: u64,
+    inode: u64,
+    device: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            length: metadata.len(),
+            inode: metadata.ino(),
+            device: metadata.dev(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        })
+    }
+}
+
+/// `f` over `items` on every core, in order. One file is the common case after a watch event,
+/// and is decoded on the calling thread.
+fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(items.len());
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let count = items.len();
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some((index, item)) = next() {
+                        done.push((index, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for worker in workers {
+            match worker.join() {
+                Ok(done) => {
+                    for (index, result) in done {
+                        results[index] = Some(result);
+                    }
+                }
+                // Decoding does not panic; if it ever does, fail the refresh like inline code would.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
 }
 
 /// Identifies a file's content without keeping it. Decoding dominates a refresh (a cluster of
@@ -70,9 +148,11 @@ impl ClusterDirectory {
         &self.sync
     }
 
-    /// Reads the directory again. Every file is re-read: directories are small, and a full
-    /// pass also repairs anything a lost watch event would have missed.
-    pub(crate) fn refresh(&mut self) {
+    /// Reads the directory again. Every file is listed, so a lost watch event is repaired by the
+    /// next refresh. With [`Refresh::Changed`] a file whose size, times and inode are those of
+    /// the last read is taken as unchanged without reading it; [`Refresh::Full`] reads every
+    /// file and compares content. Files that did change are decoded in parallel.
+    pub(crate) fn refresh(&mut self, mode: Refresh) {
         let paths = match yaml_files(&self.directory) {
             Ok(paths) => paths,
             Err(error) => {
@@ -85,18 +165,37 @@ impl ClusterDirectory {
                 return;
             }
         };
-        self.files
-            .retain(|path, _| paths.binary_search(path).is_ok());
+        let mut previous = std::mem::take(&mut self.files);
+        let mut to_read = Vec::new();
         for path in paths {
-            let previous = self.files.remove(&path);
-            let state = self.read_file(&path, previous);
-            self.files.insert(path, state);
+            let state = previous.remove(&path);
+            let stamp = Stamp::of(&path);
+            match state {
+                Some(state)
+                    if mode == Refresh::Changed
+                        && stamp.is_some()
+                        && state.stamp == stamp
+                        && state.fingerprint.is_some() =>
+                {
+                    self.files.insert(path, state);
+                }
+                state => to_read.push((path, state, stamp)),
+            }
         }
+        let reread = to_read.len();
+        let this = &*self;
+        let states = parallel_map(to_read, |(path, state, stamp)| {
+            let mut state = this.read_file(&path, state);
+            state.stamp = stamp;
+            (path, state)
+        });
+        self.files.extend(states);
         self.sync = SyncState::Synced;
         tracing::info!(
             cluster = %self.cluster,
             directory = %self.directory.display(),
             files = self.files.len(),
+            reread,
             resources = self.files.values().map(|file| file.resources.len()).sum::<usize>(),
             problems = self.files.values().map(|file| file.problems.len()).sum::<usize>(),
             "cluster directory read"
@@ -156,6 +255,7 @@ impl ClusterDirectory {
                 resources,
                 problems,
                 fingerprint: Some(fingerprint),
+                stamp: None,
             },
         }
     }
@@ -182,6 +282,7 @@ impl ClusterDirectory {
             resources,
             problems,
             fingerprint,
+            stamp: None,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::mesh::{MeshSnapshot, SyncState};
 use crate::mesh_config::{ClusterConfig, ClusterSource, MeshConfig};
 use crate::resolve::{GatewayResolver, HostResolver, ResolvedHosts, system_resolver};
 
-use super::directory::ClusterDirectory;
+use super::directory::{ClusterDirectory, Refresh};
 use super::watch::{DirectoryWatcher, Signal, collect_burst};
 use super::{ExternalClusters, SourceError};
 
@@ -31,7 +31,7 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
 pub fn load_once(config: &MeshConfig) -> MeshSnapshot {
     let mut readers: Vec<ClusterReader> = config.clusters.iter().map(ClusterReader::new).collect();
     for reader in &mut readers {
-        reader.refresh();
+        reader.refresh(Refresh::Full);
     }
     let clusters: Vec<ClusterResources> = readers.iter().map(ClusterReader::resources).collect();
     build_snapshot(IndexInput {
@@ -123,7 +123,7 @@ impl FileMesh {
             .map(ClusterReader::new)
             .collect();
         let all: Vec<usize> = (0..readers.len()).collect();
-        readers = refresh_in_background(readers, &all).await?;
+        readers = refresh_in_background(readers, &all, Refresh::Full).await?;
 
         let resolver =
             GatewayResolver::spawn(self.resolver.clone().unwrap_or_else(system_resolver));
@@ -162,7 +162,7 @@ impl FileMesh {
                     } else {
                         burst.clusters.into_iter().collect()
                     };
-                    readers = refresh_in_background(readers, &dirty).await?;
+                    readers = refresh_in_background(readers, &dirty, Refresh::Changed).await?;
                     // A deleted directory loses its watch; it is watched again once it is back.
                     unwatched.extend(dirty.into_iter().filter(|index| readers[*index].has_failed()));
                     let hosts = resolved.borrow_and_update().clone();
@@ -179,7 +179,7 @@ impl FileMesh {
                     publisher.publish(&readers, &others, &hosts, false);
                 }
                 _ = resync.tick() => {
-                    readers = refresh_in_background(readers, &all).await?;
+                    readers = refresh_in_background(readers, &all, Refresh::Full).await?;
                     unwatched.retain(|index| {
                         readers[*index].has_failed() || watcher.watch(*index).is_err()
                     });
@@ -248,12 +248,13 @@ fn watch_clusters(
 async fn refresh_in_background(
     mut readers: Vec<ClusterReader>,
     dirty: &[usize],
+    mode: Refresh,
 ) -> Result<Vec<ClusterReader>, SourceError> {
     let dirty = dirty.to_vec();
     tokio::task::spawn_blocking(move || {
         for index in dirty {
             if let Some(reader) = readers.get_mut(index) {
-                reader.refresh();
+                reader.refresh(mode);
             }
         }
         readers
@@ -354,9 +355,9 @@ impl ClusterReader {
         }
     }
 
-    fn refresh(&mut self) {
+    fn refresh(&mut self, mode: Refresh) {
         if let ClusterReader::Files(directory) = self {
-            directory.refresh();
+            directory.refresh(mode);
         }
     }
 

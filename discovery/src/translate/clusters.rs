@@ -1,6 +1,8 @@
 //! Upstream clusters: one per (service, port, subset), named `outbound|port|subset|host`, with the
 //! endpoints this gateway may dial and the DestinationRule's traffic policy.
 
+use std::borrow::Cow;
+
 use multicluster::model::{Endpoint, Health};
 use multicluster::proto;
 use multicluster::sni::SniKey;
@@ -155,12 +157,17 @@ impl Translator<'_> {
             },
         };
         let selector = subset.map(|s| s.labels.clone()).unwrap_or_default();
-        let members: Vec<Endpoint> = record
-            .endpoints
-            .iter()
-            .filter(|endpoint| endpoint.matches_labels(&selector))
-            .cloned()
-            .collect();
+        // Most clusters have no subset: their members are the service's endpoints as they are.
+        let members: Cow<'_, [Endpoint]> = if selector.is_empty() {
+            Cow::Borrowed(&record.endpoints)
+        } else {
+            record
+                .endpoints
+                .iter()
+                .filter(|endpoint| endpoint.matches_labels(&selector))
+                .cloned()
+                .collect()
+        };
         cluster.endpoints = self.endpoints(item, field, key, &members, scope);
         if let ServiceOrigin::ServiceEntry(entry) = &record.origin {
             cluster.dns_targets = entry

@@ -71,6 +71,8 @@ struct State {
     objects: BTreeMap<Key, Value>,
     log: Vec<Arc<Logged>>,
     istio_versions: Vec<String>,
+    /// Collections answered with 403 Forbidden, as without RBAC for them.
+    forbidden: Vec<String>,
     requests: Vec<String>,
 }
 
@@ -109,6 +111,7 @@ impl ApiServer {
                 objects: BTreeMap::new(),
                 log: Vec::new(),
                 istio_versions: versions.iter().map(|v| v.to_string()).collect(),
+                forbidden: Vec::new(),
                 requests: Vec::new(),
             }),
             events: broadcast::channel(1024).0,
@@ -191,6 +194,16 @@ impl ApiServer {
     pub fn stop(&self) {
         self.accept.abort();
         self.drop_connections();
+    }
+
+    /// Refuses lists and watches of `plural` (e.g. `pods`) with 403 Forbidden.
+    pub fn forbid(&self, plural: &str) {
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .forbidden
+            .push(plural.to_string());
     }
 
     /// Every request so far, as `path?query`.
@@ -419,6 +432,14 @@ fn respond(inner: &Arc<Inner>, request: &Request<Incoming>) -> Response<Body> {
         ["namespaces", namespace, plural] => (Some(namespace.to_string()), plural.to_string()),
         _ => return not_found(&path),
     };
+    if inner.state.lock().unwrap().forbidden.contains(&plural) {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": format!("{plural} is forbidden: User \"system:serviceaccount:istio-system:isthmus\" cannot list resource \"{plural}\""),
+                   "reason": "Forbidden", "code": 403}),
+        );
+    }
     let collection = Collection {
         api_version,
         plural,

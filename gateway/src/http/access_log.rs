@@ -7,6 +7,7 @@ use http::{HeaderValue, Method, Response};
 use super::body::HttpBody;
 use super::context::{ConnectionContext, HttpProtocol};
 use super::handler::Outcome;
+use super::series_cache::{self, SeriesKey};
 use crate::metrics::{Metrics, REPORTER_SOURCE, RequestLabels, SECURITY_MUTUAL_TLS};
 
 pub struct Request<'a> {
@@ -23,32 +24,35 @@ pub fn record(
     conn: &ConnectionContext,
     request: &Request<'_>,
     response: &Response<HttpBody>,
-    outcome: &Outcome,
+    outcome: &Outcome<'_>,
     elapsed: Duration,
 ) {
     let status = response.status().as_u16();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let (service, cluster) = outcome
-        .cluster
-        .as_ref()
-        .map_or(("unknown", "unknown"), |(s, c)| (s.as_str(), c.as_str()));
-    let security = match &conn.tls {
-        Some(tls) if tls.mutual => SECURITY_MUTUAL_TLS,
-        _ => "none",
+    let (service, cluster) = outcome.cluster.map_or(("unknown", "unknown"), |c| {
+        (c.service.as_str(), c.name.as_str())
+    });
+    let mutual = conn.tls.as_ref().is_some_and(|tls| tls.mutual);
+    let key = SeriesKey {
+        config: &conn.config,
+        cluster: outcome.cluster,
+        listener: &conn.listener_name,
+        response_code: status,
+        response_flags: outcome.flags,
+        grpc: request.grpc,
+        mutual,
     };
-    metrics.request_served(
-        &RequestLabels {
-            reporter: REPORTER_SOURCE,
-            destination_service: service.to_owned(),
-            destination_cluster: cluster.to_owned(),
-            request_protocol: if request.grpc { "grpc" } else { "http" },
-            response_code: status,
-            response_flags: outcome.flags,
-            connection_security_policy: security,
-            listener: conn.listener_name.clone(),
-        },
-        duration_ms,
-    );
+    let labels = || RequestLabels {
+        reporter: REPORTER_SOURCE,
+        destination_service: service.to_owned(),
+        destination_cluster: cluster.to_owned(),
+        request_protocol: if request.grpc { "grpc" } else { "http" },
+        response_code: status,
+        response_flags: outcome.flags,
+        connection_security_policy: if mutual { SECURITY_MUTUAL_TLS } else { "none" },
+        listener: conn.listener_name.clone(),
+    };
+    series_cache::record(metrics, &key, labels, duration_ms);
     let response_bytes = hyper::body::Body::size_hint(response.body()).exact();
     tracing::info!(
         target: "isthmus::access",

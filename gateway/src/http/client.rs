@@ -203,7 +203,8 @@ struct CachedClient {
 /// its cluster's HTTP version, TLS settings or pool settings change.
 #[derive(Default)]
 pub struct ClientCache {
-    clients: Mutex<HashMap<(String, bool), Arc<CachedClient>>>,
+    /// By cluster name, then `[HTTP/1, HTTP/2]`: looked up by `&str` without building a key.
+    clients: Mutex<HashMap<String, [Option<Arc<CachedClient>>; 2]>>,
     in_flight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
 }
 
@@ -230,14 +231,16 @@ impl ClientCache {
             cluster.idle_timeout,
             cluster.max_requests_per_connection,
         );
-        let key = (cluster.name.clone(), http2);
+        let version = usize::from(http2);
         // The map is only read and replaced under the lock; a panic elsewhere cannot leave
         // it half-written.
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(cached) = clients.get(&key)
+        if let Some(cached) = clients
+            .get(cluster.name.as_str())
+            .and_then(|v| v[version].as_ref())
             && cached.http2 == http2
             && cached.idle == idle
             && match (&cached.tls, tls) {
@@ -268,15 +271,12 @@ impl ClientCache {
             .set_host(false)
             .http2_only(http2);
         let client = builder.build(connector);
-        clients.insert(
-            key,
-            Arc::new(CachedClient {
-                http2,
-                tls: tls.cloned(),
-                idle,
-                client: client.clone(),
-            }),
-        );
+        clients.entry(cluster.name.clone()).or_default()[version] = Some(Arc::new(CachedClient {
+            http2,
+            tls: tls.cloned(),
+            idle,
+            client: client.clone(),
+        }));
         client
     }
 
@@ -300,6 +300,6 @@ impl ClientCache {
         self.clients
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .retain(|(name, _), _| keep(name));
+            .retain(|name, _| keep(name));
     }
 }

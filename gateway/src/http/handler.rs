@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
@@ -33,16 +34,17 @@ const MAX_GRPC_WEB_BODY: usize = 4 * 1024 * 1024;
 
 /// What happened to one request, for the access log and metrics.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct Outcome<'c> {
     pub flags: &'static str,
-    pub cluster: Option<(String, String)>,
+    /// Borrowed from the connection's configuration: naming it costs no copy.
+    pub cluster: Option<&'c ClusterConfig>,
     pub upstream: Option<SocketAddr>,
     pub upstream_ms: Option<u64>,
     /// The `x-request-id` sent upstream (the client's or a generated one).
     pub request_id: Option<HeaderValue>,
 }
 
-impl Outcome {
+impl Outcome<'_> {
     fn flagged(flags: &'static str) -> Self {
         Outcome {
             flags,
@@ -131,7 +133,7 @@ async fn route_request<'c>(
     uri: &Uri,
     authority: &str,
     body: HttpBody,
-) -> (Response<HttpBody>, Outcome, Option<&'c Route>) {
+) -> (Response<HttpBody>, Outcome<'c>, Option<&'c Route>) {
     let path = uri.path();
     let query = uri.query();
     if conn.checks_https_redirect
@@ -209,6 +211,7 @@ async fn route_request<'c>(
         Action::Forward(forward) => {
             let request_id = prepare_upstream_headers(conn, parts, route, forward, authority);
             let target = Target {
+                original: uri.path_and_query(),
                 path,
                 query,
                 matched,
@@ -251,6 +254,10 @@ fn prepare_upstream_headers(
     }
     let host = match &forward.rewrite_authority {
         Some(rewritten) => Some(rewritten.clone()),
+        // An HTTP/1 request's Host already says it: keep the client's value, no copy.
+        None if out.get(header::HOST).map(HeaderValue::as_bytes) == Some(authority.as_bytes()) => {
+            None
+        }
         None => HeaderValue::from_str(authority).ok(),
     };
     if let Some(host) = host {
@@ -261,19 +268,24 @@ fn prepare_upstream_headers(
 }
 
 struct Target<'a> {
+    /// The request's own path and query: forwarded as they are (a refcount, no copy)
+    /// unless the route rewrites them.
+    original: Option<&'a PathAndQuery>,
     path: &'a str,
     query: Option<&'a str>,
     matched: Option<&'a RequestMatch>,
 }
 
 impl Target<'_> {
-    fn path_and_query(&self, forward: &Forward) -> String {
-        match &forward.rewrite_uri {
-            Some(rewrite) => rewritten_path(rewrite, self.matched, self.path, self.query),
-            None => match self.query {
-                Some(query) => format!("{}?{query}", self.path),
-                None => self.path.to_owned(),
-            },
+    /// `None` when a rewrite produced something that is not a request target.
+    fn path_and_query(&self, forward: &Forward) -> Option<PathAndQuery> {
+        match (&forward.rewrite_uri, self.original) {
+            (None, Some(original)) => Some(original.clone()),
+            (Some(rewrite), _) => {
+                let rewritten = rewritten_path(rewrite, self.matched, self.path, self.query);
+                PathAndQuery::from_maybe_shared(Bytes::from(rewritten)).ok()
+            }
+            (None, None) => PathAndQuery::try_from(self.path).ok(),
         }
     }
 }
@@ -303,14 +315,14 @@ enum AttemptError {
     Reset,
 }
 
-async fn forward_request(
+async fn forward_request<'c>(
     proxy: &Proxy,
-    conn: &ConnectionContext,
+    conn: &'c ConnectionContext,
     parts: &mut Parts,
     body: HttpBody,
     forward: &Forward,
     target: &Target<'_>,
-) -> (Response<HttpBody>, Outcome) {
+) -> (Response<HttpBody>, Outcome<'c>) {
     let Some(cluster) = forward
         .destinations
         .pick(random_u64())
@@ -323,7 +335,7 @@ async fn forward_request(
     };
     let mut outcome = Outcome {
         flags: flags::NONE,
-        cluster: Some((cluster.service.clone(), cluster.name.clone())),
+        cluster: Some(cluster),
         ..Outcome::default()
     };
     let origination = conn.config.upstream_tls.get(&cluster.name);
@@ -362,7 +374,10 @@ async fn forward_request(
             .http
             .clients
             .client(cluster, http2, origination, proxy.settings.connect_timeout);
-    let path_and_query = target.path_and_query(forward);
+    let Some(path_and_query) = target.path_and_query(forward) else {
+        outcome.flags = flags::DOWNSTREAM_PROTOCOL_ERROR;
+        return (unforwardable_path(), outcome);
+    };
     if let Some(mirror) = &forward.mirror
         && let Payload::Buffered(bytes) = &payload
         && rolls_under(mirror.percentage)
@@ -382,6 +397,7 @@ async fn forward_request(
     let retry_on = forward.retries.map(|r| r.on).unwrap_or_default();
     let exchange = async {
         let mut attempt = 0;
+        // Only a request that may be retried remembers where it went.
         let mut tried: Vec<SocketAddr> = Vec::new();
         loop {
             attempt += 1;
@@ -402,7 +418,9 @@ async fn forward_request(
                     None,
                 ));
             };
-            tried.push(picked.address);
+            if !last {
+                tried.push(picked.address);
+            }
             let Some(body) = payload.take() else {
                 return Err((
                     local::upstream_reset(),
@@ -426,11 +444,7 @@ async fn forward_request(
             ) {
                 Some(request) => request,
                 None => {
-                    let response = local::text(
-                        StatusCode::BAD_REQUEST,
-                        "the request path cannot be forwarded",
-                    );
-                    return Err((response, flags::DOWNSTREAM_PROTOCOL_ERROR, None));
+                    return Err((unforwardable_path(), flags::DOWNSTREAM_PROTOCOL_ERROR, None));
                 }
             };
             let per_connection = cluster
@@ -587,15 +601,30 @@ async fn read_payload(
     Ok(Payload::Streaming(Some(body)))
 }
 
+fn unforwardable_path() -> Response<HttpBody> {
+    local::text(
+        StatusCode::BAD_REQUEST,
+        "the request path cannot be forwarded",
+    )
+}
+
 fn upstream_request(
     method: &http::Method,
     headers: http::HeaderMap,
     address: SocketAddr,
-    path_and_query: &str,
+    path_and_query: &PathAndQuery,
     http2: bool,
     body: HttpBody,
 ) -> Option<Request<HttpBody>> {
-    let uri: Uri = format!("http://{address}{path_and_query}").parse().ok()?;
+    // The pool and the connector key on the endpoint address in the URI; written without
+    // going through a formatted String.
+    let mut buf = [0u8; headers::ADDRESS_TEXT_MAX];
+    let authority = Authority::try_from(headers::display_into(&mut buf, address)?).ok()?;
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(authority);
+    uri.path_and_query = Some(path_and_query.clone());
+    let uri = Uri::from_parts(uri).ok()?;
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
@@ -614,7 +643,7 @@ fn mirror_request(
     proxy: &Proxy,
     conn: &ConnectionContext,
     parts: &Parts,
-    path_and_query: &str,
+    path_and_query: &PathAndQuery,
     cluster_name: &str,
     body: Bytes,
 ) {

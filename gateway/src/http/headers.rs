@@ -19,53 +19,103 @@ pub static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connect
 /// The `server` header of every response, upstream or local (Envoy overwrites it too).
 pub static SERVER_NAME: HeaderValue = HeaderValue::from_static("isthmus");
 
+/// Headers that only describe one hop, besides `connection` and `te` (handled apart).
+const HOP_BY_HOP: [&HeaderName; 6] = [
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &header::PROXY_AUTHENTICATE,
+    &header::PROXY_AUTHORIZATION,
+];
+
 /// Headers that describe one hop's connection and must not be forwarded (RFC 9110 §7.6.1),
 /// plus any the `connection` header names. `te: trailers` survives: gRPC needs it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // One pass over the names: most messages carry none of these, and a removal of an absent
+    // name still costs a hash and a probe per name.
+    let (mut connection, mut te, mut other) = (false, false, false);
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if name == header::TE {
+            te = true;
+        } else if HOP_BY_HOP.contains(&name) {
+            other = true;
+        }
     }
-    for name in [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-        &header::PROXY_AUTHENTICATE,
-        &header::PROXY_AUTHORIZATION,
-    ] {
-        headers.remove(name);
+    if connection {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            // The usual tokens name no header that is not removed anyway.
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
+            })
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
     }
-    let keeps_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    if keeps_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    } else {
-        headers.remove(header::TE);
+    if other {
+        for name in HOP_BY_HOP {
+            headers.remove(name);
+        }
+    }
+    if te {
+        let keeps_trailers = headers
+            .get(header::TE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
+        if keeps_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        } else {
+            headers.remove(header::TE);
+        }
     }
 }
+
+/// Writes `value`'s `Display` form into `buf` without allocating; `None` if it does not fit.
+pub fn display_into(buf: &mut [u8], value: impl std::fmt::Display) -> Option<&[u8]> {
+    use std::io::Write as _;
+    let remaining = {
+        let mut cursor = &mut buf[..];
+        write!(cursor, "{value}").ok()?;
+        cursor.len()
+    };
+    let written = buf.len() - remaining;
+    Some(&buf[..written])
+}
+
+/// Room for any IP address or socket address in text (`[v6%scope]:port`).
+pub const ADDRESS_TEXT_MAX: usize = 64;
 
 /// The gateway is the edge: it appends the client address to `x-forwarded-for` and states
 /// the scheme the client used, replacing whatever the client claimed.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &'static str) {
-    let peer = peer.to_string();
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing},{peer}"),
-        _ => peer,
+    let mut buf = [0u8; ADDRESS_TEXT_MAX];
+    let Some(peer) = display_into(&mut buf, peer) else {
+        return;
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    let value = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(existing) if !existing.is_empty() => {
+            let mut joined = Vec::with_capacity(existing.len() + 1 + peer.len());
+            joined.extend_from_slice(existing);
+            joined.push(b',');
+            joined.extend_from_slice(peer);
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
+        }
+        _ => HeaderValue::from_bytes(peer),
+    };
+    if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
@@ -85,16 +135,23 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 
 /// A random version-4 UUID, the shape Envoy generates.
 pub fn new_request_id() -> HeaderValue {
-    let high = random_u64();
-    let low = random_u64();
-    let time_low = high >> 32;
-    let time_mid = (high >> 16) & 0xffff;
-    let version = (high & 0x0fff) | 0x4000;
-    let variant = ((low >> 48) & 0x3fff) | 0x8000;
-    let node = low & 0xffff_ffff_ffff;
-    let text = format!("{time_low:08x}-{time_mid:04x}-{version:04x}-{variant:04x}-{node:012x}");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Version 4 in bits 76..80, the RFC 9562 variant `10` in bits 62..64.
+    let high = (random_u64() & !0xf000) | 0x4000;
+    let low = (random_u64() & !(0b11 << 62)) | (0b10 << 62);
+    let bits = (u128::from(high) << 64) | u128::from(low);
+    let mut text = [0u8; 36];
+    let mut nibble = 0;
+    for (i, byte) in text.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *byte = b'-';
+            continue;
+        }
+        *byte = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
+        nibble += 1;
+    }
     // Hex digits and dashes are always a valid header value.
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// `x-forwarded-client-cert` in Envoy's format for a verified client certificate:
@@ -130,12 +187,34 @@ mod tests {
         headers.insert(header::TE, "trailers, deflate".parse().unwrap());
         headers.insert(header::UPGRADE, "h2c".parse().unwrap());
         headers.insert("x-kept", "1".parse().unwrap());
+        headers.insert(&KEEP_ALIVE, "timeout=5".parse().unwrap());
         remove_hop_by_hop(&mut headers);
         assert!(headers.get("x-secret").is_none());
+        assert!(headers.get(&KEEP_ALIVE).is_none());
         assert!(headers.get(header::UPGRADE).is_none());
         assert!(headers.get(header::CONNECTION).is_none());
         assert_eq!(headers.get(header::TE).unwrap(), "trailers");
         assert_eq!(headers.get("x-kept").unwrap(), "1");
+    }
+
+    #[test]
+    fn messages_without_hop_by_hop_headers_are_left_alone() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "a.example".parse().unwrap());
+        headers.insert("x-kept", "1".parse().unwrap());
+        let before = headers.clone();
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers, before);
+        headers.insert(header::TE, "gzip".parse().unwrap());
+        remove_hop_by_hop(&mut headers);
+        assert!(headers.get(header::TE).is_none());
+    }
+
+    #[test]
+    fn forwarded_for_is_set_when_absent() {
+        let mut headers = HeaderMap::new();
+        add_forwarded(&mut headers, "2001:db8::1".parse().unwrap(), "https");
+        assert_eq!(headers.get(&X_FORWARDED_FOR).unwrap(), "2001:db8::1");
     }
 
     #[test]
@@ -162,5 +241,16 @@ mod tests {
         let text = a.to_str().unwrap();
         assert_eq!(text.len(), 36);
         assert_eq!(&text[14..15], "4");
+        assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"), "{text}");
+        assert!(
+            text.bytes()
+                .enumerate()
+                .all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) {
+                    b == b'-'
+                } else {
+                    b.is_ascii_hexdigit()
+                }),
+            "{text}"
+        );
     }
 }

@@ -14,6 +14,7 @@ mod handler;
 pub mod headers;
 pub mod local;
 pub mod router;
+mod series_cache;
 mod server;
 
 pub use body::{BoxError, HttpBody};

@@ -120,7 +120,7 @@ impl Shared {
     /// A watcher failed. Connection failures make the cluster stale; an API error is about
     /// one kind (RBAC, a missing CRD) and is reported with it; `410 Gone` is routine (the
     /// watcher relists).
-    fn watch_failed(&self, kind: Option<Kind>, error: &watcher::Error) {
+    fn watch_failed(&self, kind: Option<(Kind, &str)>, error: &watcher::Error) {
         let status = match error {
             watcher::Error::WatchError(status) if status.code == 410 => {
                 tracing::debug!(cluster = %self.cluster, "watch expired (410 Gone), relisting");
@@ -133,7 +133,7 @@ impl Shared {
             _ => None,
         };
         match (status, kind) {
-            (Some(status), Some(kind)) => {
+            (Some(status), Some((kind, version))) => {
                 let message = format!(
                     "cannot list and watch {}: {} ({}): grant discovery's service account list and watch on {}",
                     kind.plural(),
@@ -144,10 +144,7 @@ impl Shared {
                 tracing::warn!(cluster = %self.cluster, kind = kind.name(), %message, "kind not readable");
                 let problem = Rejection {
                     cluster: self.cluster.clone(),
-                    origin: kind
-                        .object_path(ISTIO_VERSIONS[0], "", "")
-                        .trim_end_matches('/')
-                        .to_string(),
+                    origin: kind.collection_path(version),
                     kind: String::new(),
                     namespace: String::new(),
                     name: String::new(),
@@ -216,29 +213,17 @@ impl ClusterWatch {
         });
         let backoff = || RetryBackoff::new(timings.backoff_initial, timings.backoff_max);
         let mut tasks = vec![
-            spawn_typed::<Namespace>(
-                &shared,
-                &client,
-                backoff(),
-                Kind::Namespace,
-                Resource::Namespace,
-            ),
-            spawn_typed::<Service>(
-                &shared,
-                &client,
-                backoff(),
-                Kind::Service,
-                Resource::Service,
-            ),
+            spawn_typed::<Namespace>(&shared, &client, backoff(), Kind::Namespace, Resource::from),
+            spawn_typed::<Service>(&shared, &client, backoff(), Kind::Service, Resource::from),
             spawn_typed::<EndpointSlice>(
                 &shared,
                 &client,
                 backoff(),
                 Kind::EndpointSlice,
-                Resource::EndpointSlice,
+                Resource::from,
             ),
-            spawn_typed::<Pod>(&shared, &client, backoff(), Kind::Pod, Resource::Pod),
-            spawn_typed::<Secret>(&shared, &client, backoff(), Kind::Secret, Resource::Secret),
+            spawn_typed::<Pod>(&shared, &client, backoff(), Kind::Pod, Resource::from),
+            spawn_typed::<Secret>(&shared, &client, backoff(), Kind::Secret, Resource::from),
             Task(tokio::spawn(follow_istio(
                 Arc::clone(&shared),
                 client.clone(),
@@ -291,7 +276,7 @@ fn spawn_typed<K>(
     client: &Client,
     backoff: RetryBackoff,
     kind: Kind,
-    wrap: fn(Box<K>) -> Resource,
+    wrap: fn(K) -> Resource,
 ) -> Task
 where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
@@ -299,7 +284,7 @@ where
     let api = Api::<K>::all(client.clone());
     let shared = Arc::clone(shared);
     Task(tokio::spawn(async move {
-        follow(&shared, kind, api, backoff, |object| {
+        follow(&shared, (kind, ""), api, backoff, |object| {
             kinds::typed(kind, object, wrap)
         })
         .await;
@@ -309,7 +294,7 @@ where
 /// Feeds one kind's watch events into the store until the task is aborted.
 async fn follow<K>(
     shared: &Shared,
-    kind: Kind,
+    (kind, version): (Kind, &str),
     api: Api<K>,
     backoff: RetryBackoff,
     convert: impl Fn(K) -> Entry,
@@ -326,7 +311,7 @@ async fn follow<K>(
             Ok(Event::InitApply(object)) => StoreEvent::InitApply(convert(object)),
             Ok(Event::InitDone) => StoreEvent::InitDone,
             Err(error) => {
-                shared.watch_failed(Some(kind), &error);
+                shared.watch_failed(Some((kind, version)), &error);
                 continue;
             }
         };
@@ -378,7 +363,7 @@ async fn follow_istio(shared: Arc<Shared>, client: Client, timings: WatchTimings
         let shared = &shared;
         let cluster = shared.cluster.clone();
         async move {
-            follow(shared, kind, api, backoff(), |object| {
+            follow(shared, (kind, version), api, backoff(), |object| {
                 kinds::dynamic(&cluster, kind, &resource, object)
             })
             .await;

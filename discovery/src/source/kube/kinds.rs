@@ -76,6 +76,11 @@ impl Kind {
         }
     }
 
+    /// The path the kind is listed and watched at, across namespaces.
+    pub(super) fn collection_path(self, istio_version: &str) -> String {
+        format!("{}/{}", self.api_prefix(istio_version), self.plural())
+    }
+
     /// The object's own API path, which names it in messages (`kubectl get --raw <path>`).
     pub(super) fn object_path(self, istio_version: &str, namespace: &str, name: &str) -> String {
         let prefix = self.api_prefix(istio_version);
@@ -126,8 +131,8 @@ fn origin(path: String) -> Origin {
     }
 }
 
-/// A Kubernetes kind: already the type the file source decodes into.
-pub(super) fn typed<K>(kind: Kind, mut object: K, wrap: fn(Box<K>) -> Resource) -> Entry
+/// A Kubernetes kind: converted to the type the file source decodes into.
+pub(super) fn typed<K>(kind: Kind, mut object: K, wrap: fn(K) -> Resource) -> Entry
 where
     K: kube::Resource,
 {
@@ -138,7 +143,7 @@ where
         key,
         value: Ok(Decoded {
             origin: origin(path),
-            resource: wrap(Box::new(object)),
+            resource: wrap(object),
         }),
     }
 }

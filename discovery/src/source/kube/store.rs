@@ -123,7 +123,7 @@ mod tests {
             },
             ..Namespace::default()
         };
-        typed(Kind::Namespace, object, Resource::Namespace)
+        typed(Kind::Namespace, object, Resource::from)
     }
 
     fn names(store: &Store) -> Vec<String> {
@@ -160,8 +160,13 @@ mod tests {
         );
         store.apply(Kind::Namespace, StoreEvent::Apply(namespace("d")));
         assert_eq!(names(&store), ["d"]);
-        let metadata = store.resources()[0].resource.metadata().clone();
-        assert_eq!(metadata.resource_version, None, "bookkeeping is dropped");
+        let Resource::Namespace(namespace) = &store.resources()[0].resource else {
+            panic!("not a namespace")
+        };
+        assert_eq!(
+            namespace.metadata.resource_version, None,
+            "bookkeeping is dropped"
+        );
     }
 
     #[test]

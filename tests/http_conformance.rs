@@ -1,7 +1,7 @@
-//! Conformance A1–A5, B1, B2, B3, B5 and C3 end to end: discovery reads the Istio YAML,
-//! pushes the ingress gateway its configuration, and curl / openssl s_client reach httpbin
-//! (PyPI) or a TCP echo through it. B4, B6, B7, C5 and F1 are covered at the gateway level
-//! only (gateway/tests/http_*.rs).
+//! Conformance A1–A5, B1, B2, B3, B5, B6, C3 and C5's CORS preflight end to end: discovery
+//! reads the Istio YAML, pushes the ingress gateway its configuration, and curl / openssl
+//! s_client reach httpbin (PyPI) or a TCP echo through it. B4, B7, C5's gRPC-web requests and
+//! F1 are covered at the gateway level only (gateway/tests/http_*.rs).
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -711,6 +711,195 @@ spec:
     assert_eq!(line.as_deref(), Some("echo hello"));
     drop(stdin);
     let _ = child.kill().await;
+
+    gateway.shutdown().await;
+    discovery.shutdown().await;
+}
+
+/// The response head curl saw (status line and headers, lowercase names).
+async fn curl_head(args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-o", "/dev/null", "-D", "-"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).to_ascii_lowercase()
+}
+
+/// B6 (verifyCertificateHash) and C5's CORS preflight on a GRPC-WEB server, from YAML
+/// through discovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b6_and_c5_preflight_through_discovery() {
+    support::init();
+    let httpbin = start_httpbin().await;
+    let files = MeshFiles::from_scenario("http/ingress");
+    let validity = || certs::Validity::starting_now(Duration::from_secs(3600));
+    let authority = certs::Authority::generate_root("cluster.local", validity()).unwrap();
+    let root = files.path("root.pem");
+    std::fs::write(&root, authority.root_pem()).unwrap();
+    for (name, dns) in [
+        ("server", "pinned.example.com"),
+        ("listed", "listed.client"),
+        ("unlisted", "unlisted.client"),
+    ] {
+        let leaf = authority
+            .issue(&certs::LeafSpec::for_dns_names(&[dns], validity()))
+            .unwrap();
+        std::fs::write(files.path(&format!("{name}.crt")), &leaf.chain_pem).unwrap();
+        std::fs::write(files.path(&format!("{name}.key")), &leaf.key_pem).unwrap();
+    }
+    let file = |name: &str| files.path(name).display().to_string();
+    // The listed client's certificate SHA-256, as `openssl x509 -fingerprint` prints it
+    // (hex with colons, one of the two forms Istio accepts).
+    let fingerprint = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            &file("listed.crt"),
+        ])
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout);
+    let hash = fingerprint.trim().rsplit('=').next().unwrap().to_owned();
+    files.write(
+        "cluster1/workload-httpbin.yaml",
+        &workload_yaml(
+            "default",
+            "httpbin",
+            "httpbin-1",
+            &[],
+            "http",
+            httpbin.address,
+        ),
+    );
+    files.write(
+        "cluster1/b6-c5.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: pinned, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 9447, name: https-pinned, protocol: HTTPS}}
+    hosts: [pinned.example.com]
+    tls:
+      mode: MUTUAL
+      serverCertificate: {server_crt}
+      privateKey: {server_key}
+      caCertificates: {root}
+      verifyCertificateHash: ['{hash}']
+  - port: {{number: 8087, name: grpc-web, protocol: GRPC-WEB}}
+    hosts: [web.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: pinned, namespace: default}}
+spec:
+  hosts: [pinned.example.com, web.example.com]
+  gateways: [pinned]
+  http:
+  - corsPolicy:
+      allowOrigins: [{{exact: 'https://exact.example.com'}}, {{regex: 'https://.*[.]example[.]com'}}]
+      allowMethods: [POST, GET]
+      allowHeaders: [content-type, x-grpc-web]
+      exposeHeaders: [grpc-status]
+      maxAge: 24h
+    route: [{{destination: {{host: httpbin.default.svc.cluster.local, port: {{number: 8000}}}}}}]
+",
+            server_crt = file("server.crt"),
+            server_key = file("server.key"),
+            root = root.display(),
+        ),
+    );
+    let discovery = files.start_discovery().await;
+    let gateway = TestGateway::start(
+        &GatewaySpec::ingress("cluster1", "network1", "127.0.0.19"),
+        &discovery.grpc_uri(),
+    )
+    .await;
+    gateway
+        .wait_for_admin("/endpoints", &[&httpbin.address.to_string()])
+        .await;
+    gateway
+        .wait_for_admin("/listeners", &["9447", "8087"])
+        .await;
+
+    // B6: only the client certificate whose hash is listed gets through.
+    let pinned = gateway.listener(9447);
+    let root_path = root.display().to_string();
+    let url = format!("https://pinned.example.com:{}/status/418", pinned.port());
+    let with = |name: &str| {
+        let (crt, key) = (file(&format!("{name}.crt")), file(&format!("{name}.key")));
+        let args = vec![
+            "--cacert".to_owned(),
+            root_path.clone(),
+            "--resolve".to_owned(),
+            resolve("pinned.example.com", pinned),
+            "--cert".to_owned(),
+            crt,
+            "--key".to_owned(),
+            key,
+            url.clone(),
+        ];
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            curl(&args).await.0
+        }
+    };
+    assert_eq!(with("listed").await, 418);
+    assert_eq!(with("unlisted").await, 0);
+
+    // C5: the preflight from an allowed origin (exact or regex) is answered by the gateway
+    // per the policy.
+    let web = gateway.listener(8087);
+    let preflight = |origin: &str| {
+        let args = vec![
+            "-X".to_owned(),
+            "OPTIONS".to_owned(),
+            "-H".to_owned(),
+            format!("Origin: {origin}"),
+            "-H".to_owned(),
+            "Access-Control-Request-Method: POST".to_owned(),
+            "--resolve".to_owned(),
+            resolve("web.example.com", web),
+            format!("http://web.example.com:{}/grpc.Service/Call", web.port()),
+        ];
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            curl_head(&args).await
+        }
+    };
+    let exact = preflight("https://exact.example.com").await;
+    assert!(
+        exact.contains("access-control-allow-origin: https://exact.example.com"),
+        "exact origin: {exact}"
+    );
+    let allowed = preflight("https://app.example.com").await;
+    assert!(
+        allowed.contains("access-control-allow-origin: https://app.example.com"),
+        "{allowed}"
+    );
+    assert!(
+        allowed.contains("access-control-max-age: 86400"),
+        "{allowed}"
+    );
+    assert!(
+        allowed.contains("access-control-allow-methods: post,get"),
+        "{allowed}"
+    );
+    // Another origin's preflight is not answered by the gateway: as in Envoy it goes on to
+    // httpbin (which answers CORS its own way), without the policy's max-age.
+    let refused = preflight("https://evil.test").await;
+    assert!(
+        refused.contains("x-envoy-upstream-service-time")
+            && !refused.contains("access-control-max-age: 86400"),
+        "{refused}"
+    );
 
     gateway.shutdown().await;
     discovery.shutdown().await;

@@ -18,6 +18,9 @@ step "pure core has no IO dependencies"
 step "tests"
 cargo test --workspace --all-targets
 
+step "deploy manifests: kubernetes-validate, isthmus validate, kubectl kustomize"
+./scripts/validate-manifests.sh
+
 step "fuzz targets build"
 for fuzz in */fuzz/Cargo.toml; do
   cargo build --quiet --manifest-path "$fuzz" --target-dir target/fuzz

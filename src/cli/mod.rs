@@ -2,9 +2,11 @@
 
 mod certs;
 mod demo;
+mod deploy;
 mod discovery;
 mod gateway;
 mod proxy_config;
+mod remote_secret;
 mod sidecar;
 mod tracing_args;
 mod validate;
@@ -45,6 +47,10 @@ enum Command {
     Sidecar(sidecar::Args),
     /// Show a running gateway's listeners, clusters or endpoints.
     ProxyConfig(proxy_config::Args),
+    /// Print the Kubernetes manifests of one role for one cluster (deploy/ overlays).
+    Deploy(deploy::Args),
+    /// Print Istio's remote-cluster credentials: reader RBAC, then the istio/multiCluster Secret.
+    CreateRemoteSecret(remote_secret::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -56,6 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => gateway::run(args),
         Command::Sidecar(args) => sidecar::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::CreateRemoteSecret(args) => remote_secret::run(args),
     }
 }
 

@@ -395,4 +395,65 @@ mod tests {
             "{text}"
         );
     }
+    /// The Grafana dashboard in deploy/ queries only series and labels this registry exports
+    /// (Prometheus adds `pod` at scrape time; `le` is the histogram bucket label), so renaming a
+    /// metric or a label cannot silently blank a panel.
+    #[test]
+    fn dashboard_queries_only_exported_metrics_and_labels() {
+        let dashboard = include_str!("../../deploy/dashboards/eastwest.json");
+        let metrics = Metrics::new();
+        let tcp = TcpLabels {
+            reporter: REPORTER_SOURCE,
+            destination_service: "reviews.default.svc.cluster.local".into(),
+            destination_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
+            request_protocol: "tcp",
+            connection_security_policy: SECURITY_MUTUAL_TLS,
+            listener: "0.0.0.0_15443".into(),
+        };
+        let counters = metrics.connection_opened(&tcp);
+        counters.sent_bytes.inc_by(1);
+        counters.received_bytes.inc_by(1);
+        counters.closed.inc();
+        metrics.rejected("0.0.0.0_15443", "unknown_sni", Some("evil.example"));
+        metrics.config_applied("v1");
+        metrics.endpoint_ejected("outbound|9080||reviews.default.svc.cluster.local");
+        metrics.set_rejected_servers([("0.0.0.0_443", "bad-server")].into_iter());
+        let request = RequestLabels {
+            reporter: REPORTER_SOURCE,
+            destination_service: "reviews.default.svc.cluster.local".into(),
+            destination_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
+            request_protocol: "http",
+            response_code: 200,
+            response_flags: "-",
+            connection_security_policy: SECURITY_MUTUAL_TLS,
+            listener: "0.0.0.0_443".into(),
+        };
+        metrics.request_served(&request, 3.0);
+        let exposition = metrics.encode();
+
+        let metric_names = regex::Regex::new(r"\b(?:istio|isthmus)_[a-z_]+").expect("valid regex");
+        let queried: Vec<&str> = metric_names
+            .find_iter(dashboard)
+            .map(|found| found.as_str())
+            .collect();
+        assert!(queried.len() >= 10, "the dashboard queries {queried:?}");
+        for name in &queried {
+            assert!(
+                exposition.contains(&format!("\n{name}{{")),
+                "dashboard queries {name}, which the gateway does not export:\n{exposition}"
+            );
+        }
+        let grouping = regex::Regex::new(r"by \(([a-z_, ]+)\)").expect("valid regex");
+        for group in grouping.captures_iter(dashboard) {
+            for label in group[1].split(',').map(str::trim) {
+                if label == "pod" || label == "le" {
+                    continue;
+                }
+                assert!(
+                    exposition.contains(&format!("{label}=\"")),
+                    "dashboard groups by {label}, which no exported series carries"
+                );
+            }
+        }
+    }
 }

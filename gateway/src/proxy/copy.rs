@@ -177,21 +177,13 @@ mod tests {
         (connected.unwrap(), accepted.unwrap().0)
     }
 
-    /// A client, an echo upstream, and the copy between them, on real loopback sockets.
-    struct Relay {
-        client: TcpStream,
-        buffers: std::sync::Arc<BufferPool>,
-        proxy: tokio::task::JoinHandle<io::Result<Transferred>>,
-    }
+    type CopyTask = tokio::task::JoinHandle<io::Result<Transferred>>;
 
-    async fn relay_to_echo() -> Relay {
-        let (client, mut client_proxy_side) = tcp_pair().await;
-        let (mut upstream_proxy_side, mut upstream) = tcp_pair().await;
-        tokio::spawn(async move {
-            let (mut read, mut write) = upstream.split();
-            tokio::io::copy(&mut read, &mut write).await.unwrap();
-            write.shutdown().await.unwrap();
-        });
+    /// Runs [`copy_tcp_both_ways`] between the two proxy-side sockets with a pool of its own.
+    fn spawn_tcp_copy(
+        mut client_proxy_side: TcpStream,
+        mut upstream_proxy_side: TcpStream,
+    ) -> (std::sync::Arc<BufferPool>, CopyTask) {
         let buffers = std::sync::Arc::new(BufferPool::new());
         let proxy = tokio::spawn({
             let buffers = buffers.clone();
@@ -207,6 +199,25 @@ mod tests {
                 .await
             }
         });
+        (buffers, proxy)
+    }
+
+    /// A client, an echo upstream, and the copy between them, on real loopback sockets.
+    struct Relay {
+        client: TcpStream,
+        buffers: std::sync::Arc<BufferPool>,
+        proxy: CopyTask,
+    }
+
+    async fn relay_to_echo() -> Relay {
+        let (client, client_proxy_side) = tcp_pair().await;
+        let (upstream_proxy_side, mut upstream) = tcp_pair().await;
+        tokio::spawn(async move {
+            let (mut read, mut write) = upstream.split();
+            tokio::io::copy(&mut read, &mut write).await.unwrap();
+            write.shutdown().await.unwrap();
+        });
+        let (buffers, proxy) = spawn_tcp_copy(client_proxy_side, upstream_proxy_side);
         Relay {
             client,
             buffers,
@@ -273,23 +284,9 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_half_close_still_delivers_the_reply() {
-        let (mut client, mut client_proxy_side) = tcp_pair().await;
-        let (mut upstream_proxy_side, mut upstream) = tcp_pair().await;
-        let buffers = std::sync::Arc::new(BufferPool::new());
-        let proxy = tokio::spawn({
-            let buffers = buffers.clone();
-            async move {
-                let counters = (Counter::default(), Counter::default());
-                copy_tcp_both_ways(
-                    &mut client_proxy_side,
-                    &mut upstream_proxy_side,
-                    &buffers,
-                    &counters.0,
-                    &counters.1,
-                )
-                .await
-            }
-        });
+        let (mut client, client_proxy_side) = tcp_pair().await;
+        let (upstream_proxy_side, mut upstream) = tcp_pair().await;
+        let (buffers, proxy) = spawn_tcp_copy(client_proxy_side, upstream_proxy_side);
         let echo = tokio::spawn(async move {
             let mut request = Vec::new();
             upstream.read_to_end(&mut request).await.unwrap();

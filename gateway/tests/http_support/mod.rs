@@ -26,6 +26,19 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Fails the test with the pip command to run when a Python peer's modules are missing.
+pub fn require_python_modules(modules: &[&str], pip_packages: &str) {
+    let check = std::process::Command::new("python3")
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .stderr(Stdio::null())
+        .status()
+        .expect("python3 must be installed");
+    assert!(
+        check.success(),
+        "{pip_packages} missing: python3 -m pip install {pip_packages}"
+    );
+}
+
 /// httpbin (PyPI) under gunicorn on a free loopback port; killed when dropped.
 pub struct Httpbin {
     pub address: SocketAddr,
@@ -34,15 +47,7 @@ pub struct Httpbin {
 
 impl Httpbin {
     pub async fn start() -> Httpbin {
-        let check = std::process::Command::new("python3")
-            .args(["-c", "import httpbin, gunicorn"])
-            .stderr(Stdio::null())
-            .status()
-            .expect("python3 must be installed");
-        assert!(
-            check.success(),
-            "httpbin and gunicorn are missing: python3 -m pip install httpbin gunicorn"
-        );
+        require_python_modules(&["httpbin", "gunicorn"], "httpbin gunicorn");
         let port = free_port();
         let address: SocketAddr = ([127, 0, 0, 1], port).into();
         let child = Command::new("python3")

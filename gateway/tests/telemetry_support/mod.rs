@@ -25,14 +25,9 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub async fn start() -> OtlpReceiver {
-        let check = std::process::Command::new("python3")
-            .args(["-c", "import grpc, opentelemetry.proto"])
-            .stderr(Stdio::null())
-            .status()
-            .expect("python3 must be installed");
-        assert!(
-            check.success(),
-            "grpcio and opentelemetry-proto are missing: python3 -m pip install grpcio opentelemetry-proto"
+        crate::http_support::require_python_modules(
+            &["grpc", "opentelemetry.proto"],
+            "grpcio opentelemetry-proto",
         );
         let dir = tempfile::tempdir().unwrap();
         let spans = dir.path().join("spans.jsonl");

@@ -5,6 +5,7 @@
 //! TTL runs out, republishing the mesh when the addresses change. A failed lookup keeps the
 //! last addresses: a DNS hiccup must not cut a network off.
 
+use multicluster::refresh::RefreshBounds;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,6 +21,11 @@ use tokio::time::Instant;
 pub const MIN_REFRESH: Duration = Duration::from_secs(5);
 /// Re-resolve at least this often even when the TTL is longer, so moves are noticed.
 pub const MAX_REFRESH: Duration = Duration::from_secs(300);
+/// Re-resolution delays: the answer's TTL or a doubling backoff, within these bounds.
+pub const REFRESH: RefreshBounds = RefreshBounds {
+    min: MIN_REFRESH,
+    max: MAX_REFRESH,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
@@ -126,17 +132,6 @@ pub struct ResolvedHost {
 
 pub type ResolvedHosts = BTreeMap<String, ResolvedHost>;
 
-/// When to ask again after an answer with this TTL.
-pub fn refresh_after(ttl: Duration) -> Duration {
-    ttl.clamp(MIN_REFRESH, MAX_REFRESH)
-}
-
-/// When to ask again after `failures` failed lookups in a row: doubling from the minimum.
-pub fn retry_after(failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(8);
-    MIN_REFRESH.saturating_mul(factor).min(MAX_REFRESH)
-}
-
 /// A background task that keeps a changing set of hostnames resolved.
 pub struct GatewayResolver {
     wanted: watch::Sender<BTreeSet<String>>,
@@ -233,7 +228,7 @@ async fn resolve_loop(
                         error: None,
                     };
                     entry.failures = 0;
-                    entry.next = answered + refresh_after(answer.ttl);
+                    entry.next = answered + REFRESH.after_answer(answer.ttl);
                 }
                 failed => {
                     let message = match failed {
@@ -243,7 +238,7 @@ async fn resolve_loop(
                     tracing::warn!(%hostname, error = %message, "gateway hostname did not resolve");
                     result.error = Some(message);
                     entry.failures = entry.failures.saturating_add(1);
-                    entry.next = answered + retry_after(entry.failures);
+                    entry.next = answered + REFRESH.after_failures(entry.failures);
                 }
             }
         }
@@ -271,20 +266,23 @@ mod tests {
 
     #[test]
     fn refresh_is_clamped_to_the_bounds() {
-        assert_eq!(refresh_after(Duration::ZERO), MIN_REFRESH);
+        assert_eq!(REFRESH.after_answer(Duration::ZERO), MIN_REFRESH);
         assert_eq!(
-            refresh_after(Duration::from_secs(30)),
+            REFRESH.after_answer(Duration::from_secs(30)),
             Duration::from_secs(30)
         );
-        assert_eq!(refresh_after(Duration::from_secs(86_400)), MAX_REFRESH);
+        assert_eq!(
+            REFRESH.after_answer(Duration::from_secs(86_400)),
+            MAX_REFRESH
+        );
     }
 
     #[test]
     fn retries_back_off_up_to_the_maximum() {
-        assert_eq!(retry_after(1), MIN_REFRESH);
-        assert_eq!(retry_after(2), MIN_REFRESH * 2);
-        assert_eq!(retry_after(3), MIN_REFRESH * 4);
-        assert_eq!(retry_after(40), MAX_REFRESH);
+        assert_eq!(REFRESH.after_failures(1), MIN_REFRESH);
+        assert_eq!(REFRESH.after_failures(2), MIN_REFRESH * 2);
+        assert_eq!(REFRESH.after_failures(3), MIN_REFRESH * 4);
+        assert_eq!(REFRESH.after_failures(40), MAX_REFRESH);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 pub mod model;
 pub mod proto;
 mod proto_serde;
+pub mod refresh;
 pub mod sni;
 pub mod validate;
 pub mod view;

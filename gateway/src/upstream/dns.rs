@@ -8,6 +8,7 @@
 //! that never resolved has no endpoints, and requests to it are answered 503 with the
 //! reason.
 
+use multicluster::refresh::RefreshBounds;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,6 +27,11 @@ use tokio::task::AbortHandle;
 pub const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// Re-resolve at least this often even under a longer TTL, so a moved host is noticed.
 pub const MAX_REFRESH: Duration = Duration::from_secs(300);
+/// Re-resolution delays: the answer's TTL or a doubling backoff, within these bounds.
+pub const REFRESH: RefreshBounds = RefreshBounds {
+    min: MIN_REFRESH,
+    max: MAX_REFRESH,
+};
 /// One lookup's limit; the resolver tries twice.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -169,17 +175,6 @@ fn build_resolver(settings: &DnsSettings) -> Result<TokioResolver, DnsError> {
         .map_err(|e| DnsError::SystemConfig(e.to_string()))
 }
 
-/// When to ask again after an answer valid for `ttl`.
-pub fn refresh_after(ttl: Duration) -> Duration {
-    ttl.clamp(MIN_REFRESH, MAX_REFRESH)
-}
-
-/// When to ask again after `failures` failed lookups in a row: doubling from the minimum.
-pub fn retry_after(failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(8);
-    MIN_REFRESH.saturating_mul(factor).min(MAX_REFRESH)
-}
-
 async fn lookup(
     resolver: &TokioResolver,
     hostname: &str,
@@ -234,7 +229,7 @@ async fn keep_resolved(
                     error: None,
                     attempted: true,
                 });
-                refresh_after(ttl)
+                REFRESH.after_answer(ttl)
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
@@ -244,7 +239,7 @@ async fn keep_resolved(
                     resolution.error = Some(error);
                     resolution.attempted = true;
                 });
-                retry_after(failures)
+                REFRESH.after_failures(failures)
             }
         };
         tokio::time::sleep(wait).await;
@@ -257,16 +252,19 @@ mod tests {
 
     #[test]
     fn refresh_and_retry_stay_within_bounds() {
-        assert_eq!(refresh_after(Duration::ZERO), MIN_REFRESH);
+        assert_eq!(REFRESH.after_answer(Duration::ZERO), MIN_REFRESH);
         assert_eq!(
-            refresh_after(Duration::from_secs(30)),
+            REFRESH.after_answer(Duration::from_secs(30)),
             Duration::from_secs(30)
         );
-        assert_eq!(refresh_after(Duration::from_secs(86_400)), MAX_REFRESH);
-        assert_eq!(retry_after(1), MIN_REFRESH);
-        assert_eq!(retry_after(3), MIN_REFRESH * 4);
-        assert_eq!(retry_after(40), retry_after(9));
-        assert!(retry_after(40) <= MAX_REFRESH);
+        assert_eq!(
+            REFRESH.after_answer(Duration::from_secs(86_400)),
+            MAX_REFRESH
+        );
+        assert_eq!(REFRESH.after_failures(1), MIN_REFRESH);
+        assert_eq!(REFRESH.after_failures(3), MIN_REFRESH * 4);
+        assert_eq!(REFRESH.after_failures(40), REFRESH.after_failures(9));
+        assert!(REFRESH.after_failures(40) <= MAX_REFRESH);
     }
 
     #[tokio::test]

@@ -71,6 +71,7 @@ impl TestGateway {
         let options = GatewayOptions {
             listener_address: Some(spec.listener_ip),
             network: Some(spec.network.clone()),
+            cluster: Some(spec.cluster.clone()),
             ..GatewayOptions::ephemeral()
         };
         let handle = Gateway::start(options).await.unwrap();

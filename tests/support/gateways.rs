@@ -84,6 +84,7 @@ impl TestGateway {
             listener_address: Some(spec.listener_ip),
             network: Some(spec.network.clone()),
             mesh_identity: spec.mesh_identity.clone(),
+            cluster: Some(spec.cluster.clone()),
             ..GatewayOptions::ephemeral()
         };
         let handle = Gateway::start(options).await.unwrap();

@@ -18,7 +18,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ClusterConfig, ListenerKey, ListenerRoutes, RuntimeConfig, SniRoute};
+use crate::config::{
+    ClusterConfig, EndpointConfig, ListenerKey, ListenerRoutes, RuntimeConfig, SniRoute,
+};
 use crate::metrics::{Metrics, REPORTER_SOURCE, SECURITY_MUTUAL_TLS, SECURITY_UNKNOWN, TcpLabels};
 use crate::telemetry;
 use crate::upstream::{self, ConnectError, EndpointFilter, Upstreams};
@@ -318,8 +320,10 @@ impl Proxy {
         };
         let counters = self.metrics.connection_opened(&TcpLabels {
             reporter: REPORTER_SOURCE,
+            source_cluster: self.metrics.source_cluster().to_owned(),
             destination_service: route.cluster.service.clone(),
-            destination_cluster: route.cluster.name.clone(),
+            destination_cluster: EndpointConfig::cluster_label(&connected.cluster_id).to_owned(),
+            upstream_cluster: route.cluster.name.clone(),
             request_protocol: "tcp",
             connection_security_policy: route.security,
             listener: routes.name.clone(),

@@ -6,8 +6,6 @@
 mod http_support;
 mod l4_support;
 
-use std::sync::Arc;
-
 use http_support::{
     Counting, cluster, cluster_name, config, curl, echo_backend, eventually, http_server, listener,
     route, start, stats, table, test_options, to, vhost,
@@ -41,23 +39,6 @@ fn assert_sample(text: &str, expected: &str) {
         text.lines().any(|line| line == expected),
         "missing `{expected}` in:\n{text}"
     );
-}
-
-/// A ClientHello as a mesh client sends it (ALPN `istio`), `None` leaving out the SNI.
-fn client_hello(sni: Option<&str>) -> Vec<u8> {
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"istio".to_vec()];
-    config.enable_sni = sni.is_some();
-    let name =
-        rustls_pki_types::ServerName::try_from(sni.unwrap_or("unused.test").to_owned()).unwrap();
-    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut hello = Vec::new();
-    while connection.wants_write() {
-        connection.write_tls(&mut hello).unwrap();
-    }
-    hello
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +133,7 @@ async fn passthrough_connections_bytes_and_rejected_snis_are_counted_exactly() {
     let address = gateway.listener_address(15443).unwrap();
 
     // Two forwarded connections, each `hello + payload` one way and echoed back.
-    let hello = client_hello(Some(&sni));
+    let hello = l4_support::client_hello(Some(&sni));
     let payload = b"opaque mesh bytes that the gateway never decrypts";
     let per_connection = (hello.len() + payload.len()) as u64;
     for _ in 0..2 {
@@ -165,7 +146,10 @@ async fn passthrough_connections_bytes_and_rejected_snis_are_counted_exactly() {
         assert_eq!(echoed.len() as u64, per_connection);
     }
     // Refused: an SNI the gateway does not route, and a hello without SNI.
-    for hello in [client_hello(Some("evil.example")), client_hello(None)] {
+    for hello in [
+        l4_support::client_hello(Some("evil.example")),
+        l4_support::client_hello(None),
+    ] {
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream.write_all(&hello).await.unwrap();
         let mut rest = Vec::new();

@@ -377,6 +377,7 @@ impl Proxy {
                 sni,
                 cluster = %route.cluster.name,
                 upstream = %connected.address,
+                response_flags = "-",
                 received = transferred.received + prefix_len,
                 sent = transferred.sent,
                 duration_ms,
@@ -388,6 +389,7 @@ impl Proxy {
                 sni,
                 cluster = %route.cluster.name,
                 upstream = %connected.address,
+                response_flags = "-",
                 duration_ms,
                 %error,
                 "connection ended with an error"
@@ -398,6 +400,7 @@ impl Proxy {
                 sni,
                 cluster = %route.cluster.name,
                 upstream = %connected.address,
+                response_flags = "-",
                 duration_ms,
                 "connection closed at the end of the drain period"
             ),
@@ -411,6 +414,7 @@ impl Proxy {
             listener,
             sni = sni.unwrap_or(""),
             reason = rejection.reason.as_str(),
+            response_flags = rejection.reason.response_flags(),
             detail = %rejection.detail,
             "connection rejected"
         );

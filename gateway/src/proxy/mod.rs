@@ -293,12 +293,14 @@ impl Proxy {
         started: Instant,
         force_close: CancellationToken,
     ) {
-        let connect = upstream::connect(
+        // Boxed: the connect attempt (timeouts, tried endpoints) is over once connected, and
+        // inline it would size the future every open connection keeps for its whole life.
+        let connect = Box::pin(upstream::connect(
             &self.upstreams,
             route.cluster,
             &route.filter,
             self.settings.connect_timeout,
-        );
+        ));
         let connected = tokio::select! {
             connected = connect => connected,
             () = force_close.cancelled() => return,
@@ -418,5 +420,36 @@ impl Proxy {
         );
         self.metrics
             .rejected(listener, rejection.reason.as_str(), sni);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future [`Proxy::handle`] returns, without a connection to build one.
+    fn size_of_connection_future<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(
+            Arc<Proxy>,
+            TcpStream,
+            SocketAddr,
+            ListenerKey,
+            Arc<RuntimeConfig>,
+            CancellationToken,
+        ) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Each open connection is one task holding this future for its whole life, so 10,000
+    /// idle passthrough connections pay 10,000 times its size. TLS termination and HTTP are
+    /// boxed and the copy loop keeps no readiness futures; an unboxed branch or an `async`
+    /// pump per direction would push it past this bound (measured: 1,400 bytes unoptimised,
+    /// 1,872 before the copy loop was written as a poll function).
+    #[test]
+    fn the_connection_future_stays_small() {
+        let size = size_of_connection_future(Proxy::handle);
+        assert!(size <= 1536, "the connection future is {size} bytes");
     }
 }

@@ -5,6 +5,9 @@
 #
 #   bench/https.sh [duration_seconds] [connections]     req/s and p99 ratios, gateway / nginx
 #   bench/https.sh --instructions [requests]            gateway instructions per request
+#   bench/https.sh --tracing [duration_seconds] [connections]
+#                                                       gateway h1 req/s with tracing off, at
+#                                                       --trace-sampling 0 and 1, and the ratios
 #
 # "Per core": the gateway's data-plane threads and nginx's worker_processes are both
 # $WORKERS (default 1), and the proxy under test is pinned to CPUs $PROXY_CPUS while the
@@ -15,7 +18,12 @@
 # --instructions runs the gateway under callgrind and counts the instructions of N requests
 # on one keep-alive connection minus those of N/5 (so the TLS handshake cancels out): an
 # exact figure on a noisy machine, for before/after comparisons of the request path.
-# CALLGRIND_KEEP=dir keeps the dumps for callgrind_annotate.
+# CALLGRIND_KEEP=dir keeps the dumps for callgrind_annotate. TRACE_SAMPLING=0 (or 1) counts
+# them with tracing on at that sampling rate, exporting to a local OTLP/gRPC receiver.
+#
+# --tracing runs three gateways (same route, same pinned CPUs, one loaded at a time): tracing
+# off, and tracing to a local OTLP/gRPC receiver (gateway/tests/telemetry_support's, with
+# grpcio and opentelemetry-proto from PyPI) at sampling 0 and 1, alternating $ROUNDS rounds.
 #
 # The gateway is built with `cargo build --release`; set CARGO_TARGET_DIR to share a target
 # directory (the binary is looked up under it), or GATEWAY_BIN to run a prebuilt binary.
@@ -27,6 +35,11 @@ if [[ "${1:-}" == "--instructions" ]]; then
     MODE=instructions
     shift
     REQUESTS="${1:-5000}"
+elif [[ "${1:-}" == "--tracing" ]]; then
+    MODE=tracing
+    shift
+    DURATION="${1:-10}"
+    CONNECTIONS="${2:-32}"
 else
     DURATION="${1:-10}"
     CONNECTIONS="${2:-32}"
@@ -139,6 +152,26 @@ wait_for() { # port, tries
 
 client() { taskset -c "$CLIENT_CPUS" "$@"; }
 
+# The telemetry tests' OTLP/gRPC receiver, on the client CPUs; sets OTLP_ENDPOINT.
+start_otlp_receiver() {
+    python3 -c 'import grpc, opentelemetry.proto' 2>/dev/null ||
+        { echo "the OTLP receiver needs: pip install grpcio opentelemetry-proto" >&2; exit 1; }
+    taskset -c "$CLIENT_CPUS" python3 gateway/tests/telemetry_support/otlp_receiver.py \
+        --out "$WORK/spans.jsonl" --port-file "$WORK/otlp.port" >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do [[ -s "$WORK/otlp.port" ]] && break; sleep 0.1; done
+    [[ -s "$WORK/otlp.port" ]] || { echo "the OTLP receiver did not start" >&2; exit 1; }
+    OTLP_ENDPOINT="http://127.0.0.1:$(cat "$WORK/otlp.port")"
+}
+tracing_env() { # sampling → the gateway's environment for tracing at that rate
+    echo "BENCH_OTLP_ENDPOINT=$OTLP_ENDPOINT BENCH_TRACE_SAMPLING=$1"
+}
+if [[ "$MODE" == instructions && -n "${TRACE_SAMPLING:-}" ]]; then
+    start_otlp_receiver
+    # shellcheck disable=SC2207
+    gateway_env+=($(tracing_env "$TRACE_SAMPLING"))
+fi
+
 # --- instructions per request under callgrind ------------------------------------------------
 if [[ "$MODE" == instructions ]]; then
     env "${gateway_env[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" --compress-strings=no \
@@ -178,13 +211,6 @@ if [[ "$MODE" == instructions ]]; then
     exit 0
 fi
 
-# --- throughput and latency -----------------------------------------------------------------
-taskset -c "$PROXY_CPUS" env "${gateway_env[@]}" "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
-PIDS+=($!)
-taskset -c "$PROXY_CPUS" nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
-wait_for "$GATEWAY_PORT" 100
-wait_for "$NGINX_PORT" 100
-
 to_ms() { # wrk's "1.23ms" / "456.00us" / "1.01s" → milliseconds
     awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 }
         else if (v ~ /ms$/) sub(/ms/, "", v); else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }
@@ -196,6 +222,50 @@ run_wrk() {
     out="$(client wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H 'Host: bench.example' "https://127.0.0.1:$1/")"
     echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
 }
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# --- tracing off / sampling 0 / sampling 1 ---------------------------------------------------
+if [[ "$MODE" == tracing ]]; then
+    start_otlp_receiver
+    declare -A ports samples
+    for variant in off 0 1; do
+        ports[$variant]="$(free_port)"
+        extra=()
+        # shellcheck disable=SC2207
+        [[ "$variant" != off ]] && extra=($(tracing_env "$variant"))
+        taskset -c "$PROXY_CPUS" env "${gateway_env[@]}" BENCH_PORT="${ports[$variant]}" "${extra[@]}" \
+            "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
+        PIDS+=($!)
+        wait_for "${ports[$variant]}" 100
+    done
+    for round in $(seq 1 "$ROUNDS"); do
+        for variant in off 0 1; do
+            read -r rps _ < <(run_wrk "${ports[$variant]}")
+            samples[$variant]+="$rps "
+        done
+        echo "round $round/$ROUNDS done" >&2
+    done
+    value() { tr ' ' '\n' <<<"${samples[$1]}" | grep . | median; }
+    off="$(value off)" zero="$(value 0)" full="$(value 1)"
+    printf '%-28s %12s %8s\n' "gateway h1 req/s" "" "vs off"
+    printf '%-28s %12s %8s\n' "tracing off" "$off" "1.00"
+    printf '%-28s %12s %8s\n' "--trace-sampling 0" "$zero" "$(ratio "$zero" "$off")"
+    printf '%-28s %12s %8s\n' "--trace-sampling 1" "$full" "$(ratio "$full" "$off")"
+    echo "spans the receiver had at the end (batched, so fewer than requests): $(wc -l <"$WORK/spans.jsonl" 2>/dev/null || echo 0)"
+    echo "$WORKERS worker(s) each on CPUs $PROXY_CPUS, clients, upstream and receiver on CPUs" \
+        "$CLIENT_CPUS; median of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections"
+    echo "uptime:$(uptime | sed 's/.*load/ load/')"
+    exit 0
+fi
+
+# --- throughput and latency -----------------------------------------------------------------
+taskset -c "$PROXY_CPUS" env "${gateway_env[@]}" "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
+PIDS+=($!)
+taskset -c "$PROXY_CPUS" nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
+wait_for "$GATEWAY_PORT" 100
+wait_for "$NGINX_PORT" 100
+
 # h2load: HTTP/2 over TLS, 10 streams per connection. Prints "rps p99_ms" (p99 from the
 # per-request log: start, status, microseconds to the end of the response).
 run_h2load() {
@@ -208,7 +278,6 @@ run_h2load() {
     rm -f "$WORK/h2.log"
     echo "$rps $p99"
 }
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 declare -A samples
 for round in $(seq 1 "$ROUNDS"); do
@@ -225,7 +294,6 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round/$ROUNDS done" >&2
 done
 value() { tr ' ' '\n' <<<"${samples[$1.$2]}" | grep . | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 printf '%-12s %12s %12s %8s\n' "metric" "isthmus" "nginx" "ratio"
 for metric in h1rps:"h1 req/s" h1p99:"h1 p99 ms" h2rps:"h2 req/s" h2p99:"h2 p99 ms"; do

@@ -1,457 +1,241 @@
-//! Conformance A1–A5, B1, B2, B3, B5, B6, C3 and C5's CORS preflight end to end: discovery
-//! reads the Istio YAML, pushes the ingress gateway its configuration, and curl / openssl
-//! s_client reach httpbin (PyPI) or a TCP echo through it. B4, B7, C5's gRPC-web requests and
-//! F1 are covered at the gateway level only (gateway/tests/http_*.rs).
+//! Conformance A1–A5, B1–B7, C3, C5 and F1 end to end, one test per case: discovery reads the
+//! case's YAML from `discovery/testdata/validation/conformance/` (the one copy, see
+//! `support::fixture`), pushes the ingress or egress gateway its configuration, and curl /
+//! openssl s_client reach httpbin (PyPI, one per test binary), a TCP echo, an h2c gRPC echo
+//! or an external TLS server through it.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod support;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use discovery::app::Discovery;
+use support::fixture::Fixture;
 use support::gateways::{GatewaySpec, TestGateway};
 use support::mesh::{MeshFiles, workload_yaml};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-const HOST: &str = "httpbin.example.com";
-
-struct Httpbin {
-    address: std::net::SocketAddr,
-    _child: tokio::process::Child,
+/// One conformance case running: its mesh files, discovery and the gateway it configures.
+struct Case {
+    files: MeshFiles,
+    discovery: Discovery,
+    gateway: TestGateway,
 }
 
-async fn start_httpbin() -> Httpbin {
-    let check = std::process::Command::new("python3")
-        .args(["-c", "import httpbin, gunicorn"])
-        .stderr(Stdio::null())
-        .status()
-        .expect("python3 must be installed");
-    assert!(
-        check.success(),
-        "httpbin and gunicorn are missing: python3 -m pip install httpbin gunicorn"
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "gunicorn",
-            "-b",
-            &address.to_string(),
-            "-w",
-            "1",
-            "httpbin:app",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..300 {
-        if curl(&[&format!("http://{address}/status/200")]).await.0 == 200 {
-            return Httpbin {
-                address,
-                _child: child,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+impl Case {
+    /// Mesh files holding the namespaces and `fixture` (one case's YAML).
+    fn files(fixture: &Fixture) -> MeshFiles {
+        let files = MeshFiles::from_scenario("http/conformance");
+        files.write("cluster1/case.yaml", fixture.text());
+        files
     }
-    panic!("httpbin did not start on {address}");
+
+    /// Starts discovery and `spec`'s gateway; returns once `ports` listen and `endpoints`
+    /// are applied.
+    async fn start(
+        files: MeshFiles,
+        spec: GatewaySpec,
+        ports: &[u16],
+        endpoints: &[SocketAddr],
+    ) -> Case {
+        support::init();
+        let discovery = files.start_discovery().await;
+        let gateway = TestGateway::start(&spec, &discovery.grpc_uri()).await;
+        let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+        let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+        gateway.wait_for_admin("/endpoints", &endpoints).await;
+        support::wait::until_true(&format!("listeners on {ports:?}"), || {
+            let all = ports
+                .iter()
+                .all(|port| gateway.handle().listener_address(*port).is_some());
+            async move { all }
+        })
+        .await;
+        Case {
+            files,
+            discovery,
+            gateway,
+        }
+    }
+
+    fn listener(&self, port: u16) -> SocketAddr {
+        self.gateway.listener(port)
+    }
+
+    async fn stop(self) {
+        self.gateway.shutdown().await;
+        self.discovery.shutdown().await;
+    }
 }
 
-/// (status, location header, body)
-async fn curl(args: &[&str]) -> (u16, String, String) {
+fn ingress(ip: &str) -> GatewaySpec {
+    GatewaySpec::ingress("cluster1", "network1", ip)
+}
+
+/// A Service `namespace/name` with one port, and one workload of it at `address`.
+fn backend(
+    files: &MeshFiles,
+    namespace: &str,
+    name: &str,
+    port_name: &str,
+    port: u16,
+    address: SocketAddr,
+) {
+    let service = format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  selector: {{app: {name}}}
+  ports:
+  - {{name: {port_name}, port: {port}, targetPort: {port}}}
+---
+"
+    );
+    let workload = workload_yaml(
+        namespace,
+        name,
+        &format!("{name}-1"),
+        &[],
+        port_name,
+        address,
+    );
+    files.write(
+        &format!("cluster1/backend-{namespace}-{name}.yaml"),
+        &(service + &workload),
+    );
+}
+
+/// Certificates issued by one test CA, written beside the mesh files.
+struct Certs {
+    authority: certs::Authority,
+    dir: PathBuf,
+}
+
+impl Certs {
+    fn new(files: &MeshFiles, name: &str) -> Certs {
+        let authority = certs::Authority::generate_root("cluster.local", validity()).unwrap();
+        let dir = files.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("root.pem"), authority.root_pem()).unwrap();
+        Certs { authority, dir }
+    }
+
+    fn root(&self) -> String {
+        self.path("root.pem")
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+
+    /// `<name>.crt` and `<name>.key` for `dns`; returns the chain PEM.
+    fn dns(&self, name: &str, dns: &str) -> String {
+        let leaf = self
+            .authority
+            .issue(&certs::LeafSpec::for_dns_names(&[dns], validity()))
+            .unwrap();
+        self.write(name, &leaf)
+    }
+
+    /// `<name>.crt` and `<name>.key` with the SPIFFE identity of `namespace`/`account`.
+    fn mesh(&self, name: &str, namespace: &str, account: &str) -> String {
+        let identity = certs::Identity::new("cluster.local", namespace, account).unwrap();
+        let leaf = self
+            .authority
+            .issue_workload(&identity, Duration::from_secs(3600))
+            .unwrap();
+        self.write(name, &leaf)
+    }
+
+    fn write(&self, name: &str, leaf: &certs::IssuedCert) -> String {
+        std::fs::write(self.dir.join(format!("{name}.crt")), &leaf.chain_pem).unwrap();
+        std::fs::write(self.dir.join(format!("{name}.key")), &leaf.key_pem).unwrap();
+        leaf.chain_pem.clone()
+    }
+}
+
+fn validity() -> certs::Validity {
+    certs::Validity::starting_now(Duration::from_secs(3600))
+}
+
+/// What curl saw: status (0 when no HTTP response, e.g. a refused handshake), the response
+/// head with lowercase names (trailers included), and the body.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+    /// The body's bytes (gRPC-web frames are binary).
+    raw: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}: ");
+        self.head
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map(str::trim)
+    }
+}
+
+async fn curl(args: &[&str]) -> Reply {
     let output = Command::new("curl")
-        .args(["-s", "--max-time", "10", "-D", "-"])
+        .args(["-s", "--max-time", "10", "-D", "/dev/stderr"])
         .args(args)
         .output()
         .await
         .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let head = String::from_utf8_lossy(&output.stderr).to_ascii_lowercase();
     let status = head
         .lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let location = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("location: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    (status, location, body.to_owned())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a1_and_b1_through_discovery_from_yaml() {
-    support::init();
-    let httpbin = start_httpbin().await;
-    let files = MeshFiles::from_scenario("http/ingress");
-    let authority = certs::Authority::generate_root(
-        "cluster.local",
-        certs::Validity::starting_now(Duration::from_secs(3600)),
-    )
-    .unwrap();
-    let leaf = authority
-        .issue(&certs::LeafSpec::for_dns_names(
-            &[HOST],
-            certs::Validity::starting_now(Duration::from_secs(3600)),
-        ))
-        .unwrap();
-    let (cert, key, root) = (
-        files.path("tls.crt"),
-        files.path("tls.key"),
-        files.path("root.pem"),
-    );
-    std::fs::write(&cert, &leaf.chain_pem).unwrap();
-    std::fs::write(&key, &leaf.key_pem).unwrap();
-    std::fs::write(&root, authority.root_pem()).unwrap();
-    files.write(
-        "cluster1/workload-httpbin.yaml",
-        &workload_yaml(
-            "default",
-            "httpbin",
-            "httpbin-1",
-            &[("version", "v1")],
-            "http",
-            httpbin.address,
-        ),
-    );
-    files.write(
-        "cluster1/gateway.yaml",
-        &format!(
-            "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: httpbin-gateway, namespace: default}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: 80, name: http, protocol: HTTP}}
-    hosts: [{HOST}]
-    tls: {{httpsRedirect: true}}
-  - port: {{number: 443, name: https, protocol: HTTPS}}
-    hosts: [{HOST}]
-    tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}
-",
-            cert.display(),
-            key.display()
-        ),
-    );
-    let discovery = files.start_discovery().await;
-    let gateway = TestGateway::start(
-        &GatewaySpec::ingress("cluster1", "network1", "127.0.0.16"),
-        &discovery.grpc_uri(),
-    )
-    .await;
-    gateway
-        .wait_for_admin("/endpoints", &[&httpbin.address.to_string()])
-        .await;
-    gateway.wait_for_admin("/listeners", &["https.443"]).await;
-    let plain = gateway.listener(80);
-    let secure = gateway.listener(443);
-    let resolve =
-        |address: std::net::SocketAddr| format!("{HOST}:{}:{}", address.port(), address.ip());
-
-    // B1: port 80 redirects to https with the same path and query.
-    let (status, location, _) = curl(&[
-        "--resolve",
-        &resolve(plain),
-        &format!("http://{HOST}:{}/status/418?a=1", plain.port()),
-    ])
-    .await;
-    assert_eq!(status, 301);
-    assert_eq!(location.trim(), format!("https://{HOST}/status/418?a=1"));
-
-    // A1 over the HTTPS server: 418 and the teapot; /ip has no route.
-    let https = |path: &str| format!("https://{HOST}:{}{path}", secure.port());
-    let root_path = root.display().to_string();
-    let (status, _, body) = curl(&[
-        "--cacert",
-        &root_path,
-        "--resolve",
-        &resolve(secure),
-        &https("/status/418"),
-    ])
-    .await;
-    assert_eq!(status, 418, "{body}");
-    assert!(body.contains("teapot"), "{body}");
-    let (status, _, body) = curl(&[
-        "--cacert",
-        &root_path,
-        "--resolve",
-        &resolve(secure),
-        &https("/ip"),
-    ])
-    .await;
-    assert_eq!((status, body.as_str()), (404, ""));
-    // A wrong Host gets no route either.
-    let (status, _, _) = curl(&[
-        "--cacert",
-        &root_path,
-        "--resolve",
-        &resolve(secure),
-        "-H",
-        "Host: other.example.com",
-        &https("/status/418"),
-    ])
-    .await;
-    assert_eq!(status, 404);
-
-    gateway.shutdown().await;
-    discovery.shutdown().await;
+    Reply {
+        status,
+        head,
+        body: String::from_utf8_lossy(&output.stdout).into_owned(),
+        raw: output.stdout,
+    }
 }
 
 /// `--resolve` for `host` at the gateway's real listener address.
-fn resolve(host: &str, address: std::net::SocketAddr) -> String {
+fn resolve(host: &str, address: SocketAddr) -> String {
     format!("{host}:{}:{}", address.port(), address.ip())
 }
 
-async fn get(host: &str, address: std::net::SocketAddr, path: &str, extra: &[&str]) -> u16 {
-    let mut args = vec!["--resolve".to_owned(), resolve(host, address)];
-    args.extend(extra.iter().map(|a| (*a).to_owned()));
-    args.push(format!("http://{host}:{}{path}", address.port()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl(&args).await.0
+/// `curl [extra] http://host:port/path`, resolved to `address`.
+async fn get(host: &str, address: SocketAddr, path: &str, extra: &[&str]) -> Reply {
+    let resolve = resolve(host, address);
+    let url = format!("http://{host}:{}{path}", address.port());
+    let mut args = vec!["--resolve", &resolve];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    curl(&args).await
 }
 
-const HOSTS_AND_ROUTES: &str = "apiVersion: v1
-kind: Namespace
-metadata: {name: istio}
----
-apiVersion: v1
-kind: Service
-metadata: {name: productpage, namespace: istio}
-spec:
-  selector: {app: productpage}
-  ports:
-  - {name: http, port: 9080, targetPort: 9080}
----
-# A2: two servers on one port, each with its own host and routes.
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: two-hosts, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8081, name: http-a, protocol: HTTP}
-    hosts: [a.example.com]
-  - port: {number: 8081, name: http-b, protocol: HTTP}
-    hosts: [b.example.com]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: host-a, namespace: default}
-spec:
-  hosts: [a.example.com]
-  gateways: [two-hosts]
-  http:
-  - match: [{uri: {prefix: /status}}]
-    route: [{destination: {host: httpbin.default.svc.cluster.local, port: {number: 8000}}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: host-b, namespace: default}
-spec:
-  hosts: [b.example.com]
-  gateways: [two-hosts]
-  http:
-  - match: [{uri: {prefix: /headers}}]
-    route: [{destination: {host: httpbin.default.svc.cluster.local, port: {number: 8000}}}]
----
-# A3: Gateway bookinfo.com with VirtualService *.com (routed) and bookinfo.demo (not).
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: exact-host, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8082, name: http, protocol: HTTP}
-    hosts: [bookinfo.com]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: wildcard-vs, namespace: default}
-spec:
-  hosts: ['*.com']
-  gateways: [exact-host]
-  http:
-  - route: [{destination: {host: httpbin.default.svc.cluster.local, port: {number: 8000}}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: wildcard-host, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8083, name: http, protocol: HTTP}
-    hosts: ['*.com']
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: exact-vs, namespace: default}
-spec:
-  hosts: [bookinfo.com]
-  gateways: [wildcard-host]
-  http:
-  - route: [{destination: {host: httpbin.default.svc.cluster.local, port: {number: 8000}}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: other-host, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8084, name: http, protocol: HTTP}
-    hosts: [bookinfo.com]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: demo-vs, namespace: default}
-spec:
-  hosts: [bookinfo.demo]
-  gateways: [other-host]
-  http:
-  - route: [{destination: {host: httpbin.default.svc.cluster.local, port: {number: 8000}}}]
----
-# A4: a Gateway in istio-system bound from namespace istio; short hosts resolve in the
-# VirtualService's own namespace.
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bookinfo-gateway, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8085, name: http, protocol: HTTP}
-    hosts: ['*']
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: bookinfo, namespace: istio}
-spec:
-  hosts: [bookinfo.example.com]
-  gateways: [istio-system/bookinfo-gateway]
-  http:
-  - route: [{destination: {host: productpage, port: {number: 9080}}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: bookinfo-from-system, namespace: istio-system}
-spec:
-  hosts: [system.example.com]
-  gateways: [bookinfo-gateway]
-  http:
-  - route: [{destination: {host: productpage, port: {number: 9080}}}]
----
-# A5: HTTP/2 cleartext with prior knowledge on an HTTP2 server, same rules.
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: h2c, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8086, name: http2, protocol: HTTP2}
-    hosts: [h2.example.com]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: h2c, namespace: default}
-spec:
-  hosts: [h2.example.com]
-  gateways: [h2c]
-  http:
-  - match: [{uri: {prefix: /status}}]
-    route: [{destination: {host: httpbin.default.svc.cluster.local, port: {number: 8000}}}]
-";
-
-/// A2–A5 from YAML through discovery, checked with curl against httpbin.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a2_to_a5_hosts_and_routes_through_discovery() {
-    support::init();
-    let httpbin = start_httpbin().await;
-    let files = MeshFiles::from_scenario("http/ingress");
-    for (namespace, service, pod) in [
-        ("default", "httpbin", "httpbin-1"),
-        ("istio", "productpage", "productpage-1"),
-    ] {
-        files.write(
-            &format!("cluster1/workload-{service}.yaml"),
-            &workload_yaml(namespace, service, pod, &[], "http", httpbin.address),
-        );
-    }
-    files.write("cluster1/hosts.yaml", HOSTS_AND_ROUTES);
-    let discovery = files.start_discovery().await;
-    let gateway = TestGateway::start(
-        &GatewaySpec::ingress("cluster1", "network1", "127.0.0.17"),
-        &discovery.grpc_uri(),
-    )
-    .await;
-    gateway
-        .wait_for_admin("/endpoints", &[&httpbin.address.to_string()])
-        .await;
-    gateway
-        .wait_for_admin(
-            "/listeners",
-            &["8081", "8082", "8083", "8084", "8085", "8086"],
-        )
-        .await;
-
-    // A2: each host has its own routes; the wrong pairing has none.
-    let two = gateway.listener(8081);
-    assert_eq!(get("a.example.com", two, "/status/418", &[]).await, 418);
-    assert_eq!(get("b.example.com", two, "/headers", &[]).await, 200);
-    assert_eq!(get("a.example.com", two, "/headers", &[]).await, 404);
-    assert_eq!(get("b.example.com", two, "/status/418", &[]).await, 404);
-
-    // A3: host intersection.
-    let exact = gateway.listener(8082);
-    assert_eq!(get("bookinfo.com", exact, "/status/418", &[]).await, 418);
-    let wildcard = gateway.listener(8083);
-    assert_eq!(get("bookinfo.com", wildcard, "/status/418", &[]).await, 418);
-    assert_eq!(get("mypage.com", wildcard, "/status/418", &[]).await, 404);
-    let other = gateway.listener(8084);
-    assert_eq!(get("bookinfo.com", other, "/status/418", &[]).await, 404);
-
-    // A4: bound across namespaces; the short host means istio's productpage, and from
-    // istio-system it means nothing (503).
-    let system = gateway.listener(8085);
-    assert_eq!(
-        get("bookinfo.example.com", system, "/status/418", &[]).await,
-        418
-    );
-    assert_eq!(
-        get("system.example.com", system, "/status/418", &[]).await,
-        503
-    );
-
-    // A5: h2c with prior knowledge.
-    let h2 = gateway.listener(8086);
-    assert_eq!(
-        get(
-            "h2.example.com",
-            h2,
-            "/status/418",
-            &["--http2-prior-knowledge"]
-        )
-        .await,
-        418
-    );
-
-    gateway.shutdown().await;
-    discovery.shutdown().await;
+/// `curl --cacert root [extra] https://host:port/path`, resolved to `address`.
+async fn https(host: &str, address: SocketAddr, root: &str, path: &str, extra: &[&str]) -> Reply {
+    let resolve = resolve(host, address);
+    let url = format!("https://{host}:{}{path}", address.port());
+    let mut args = vec!["--cacert", root, "--resolve", &resolve];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    curl(&args).await
 }
 
-/// `openssl s_client` to `address` with `servername`; its stdout (the served chain is in it).
-async fn s_client(address: std::net::SocketAddr, servername: &str) -> String {
-    let output = Command::new("openssl")
+/// `openssl s_client` to `address` with `servername`, sending `request`; its stdout (the
+/// served chain and any response are in it).
+async fn s_client(address: SocketAddr, servername: &str, extra: &[&str], request: &[u8]) -> String {
+    let mut child = Command::new("openssl")
         .args([
             "s_client",
             "-connect",
@@ -459,10 +243,24 @@ async fn s_client(address: std::net::SocketAddr, servername: &str) -> String {
             "-servername",
             servername,
         ])
-        .stdin(Stdio::null())
-        .output()
-        .await
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(request).await;
+    let output = tokio::time::timeout(Duration::from_secs(10), async {
+        // Closing stdin ends s_client once the server has answered or closed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(stdin);
+        child.wait_with_output().await
+    })
+    .await
+    .expect("s_client within 10 s")
+    .unwrap();
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -471,13 +269,591 @@ fn first_pem(chain: &str) -> &str {
     &chain[..chain.find(end).unwrap() + end.len()]
 }
 
-/// B2, B3, B5 and C3 from YAML through discovery: certificate by SNI, MUTUAL with
-/// subjectAltNames, minimum TLS version, and a TLS server with a tcp route, checked with
-/// curl and openssl s_client.
+const GET_418: &[u8] = b"GET /status/418 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn b2_b3_b5_c3_tls_servers_through_discovery() {
-    support::init();
-    let httpbin = start_httpbin().await;
+async fn a1_prefix_routes_to_httpbin() {
+    let httpbin = support::httpbin::address();
+    let files = Case::files(&Fixture::load("a1-http-prefix-routes"));
+    backend(&files, "default", "httpbin", "http", 8000, httpbin);
+    let case = Case::start(files, ingress("127.0.0.16"), &[80], &[httpbin]).await;
+    let plain = case.listener(80);
+    let host = "httpbin.example.com";
+
+    let reply = get(host, plain, "/status/418", &[]).await;
+    assert_eq!(reply.status, 418, "{reply:?}");
+    assert!(reply.body.contains("teapot"), "{reply:?}");
+    assert_eq!(get(host, plain, "/headers", &[]).await.status, 200);
+    let reply = get(host, plain, "/ip", &[]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (404, ""), "no route");
+    let reply = get(
+        host,
+        plain,
+        "/status/418",
+        &["-H", "Host: other.example.com"],
+    )
+    .await;
+    assert_eq!(reply.status, 404, "another Host has no route");
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a2_two_hosts_on_one_port_keep_their_own_routes() {
+    let httpbin = support::httpbin::address();
+    let files = Case::files(&Fixture::load("a2-two-hosts-one-port"));
+    for service in ["a", "b"] {
+        backend(&files, "default", service, "http", 8000, httpbin);
+    }
+    let case = Case::start(files, ingress("127.0.0.17"), &[80], &[httpbin]).await;
+    expect_statuses(
+        &case,
+        &[
+            (80, "a.example.com", "/status/418", 418),
+            (80, "b.example.com", "/headers", 200),
+            // The wrong pairing has no route.
+            (80, "a.example.com", "/headers", 404),
+            (80, "b.example.com", "/status/418", 404),
+        ],
+    )
+    .await;
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a3_gateway_and_virtual_service_hosts_intersect() {
+    let httpbin = support::httpbin::address();
+    let files = Case::files(&Fixture::load("a3-host-intersection"));
+    backend(&files, "default", "productpage", "http", 9080, httpbin);
+    let case = Case::start(files, ingress("127.0.0.18"), &[80, 8080, 8081], &[httpbin]).await;
+    expect_statuses(
+        &case,
+        &[
+            // `*` with `*`: any host.
+            (80, "anything.test", "/status/418", 418),
+            // bookinfo.com and bookinfo.demo with `*`: either host, no other.
+            (8080, "bookinfo.com", "/status/418", 418),
+            (8080, "bookinfo.demo", "/status/418", 418),
+            (8080, "other.org", "/status/418", 404),
+            // `*.com` with bookinfo.com: bookinfo.com only.
+            (8081, "bookinfo.com", "/status/418", 418),
+            (8081, "mypage.com", "/status/418", 404),
+        ],
+    )
+    .await;
+    case.stop().await;
+}
+
+/// `GET http://host/path` on the listener of each port answers each status.
+async fn expect_statuses(case: &Case, expected: &[(u16, &str, &str, u16)]) {
+    for (port, host, path, status) in expected {
+        let reply = get(host, case.listener(*port), path, &[]).await;
+        assert_eq!(reply.status, *status, "{host}:{port}{path}: {reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a4_short_hosts_resolve_in_the_virtual_service_namespace() {
+    let httpbin = support::httpbin::address();
+    let files = Case::files(&Fixture::load("a4-cross-namespace"));
+    backend(&files, "istio", "productpage", "http", 9080, httpbin);
+    let case = Case::start(files, ingress("127.0.0.19"), &[80], &[httpbin]).await;
+    let port = case.listener(80);
+
+    // Bound across namespaces: the short name means istio's productpage...
+    let host = "bookinfo.example.com";
+    assert_eq!(get(host, port, "/status/418", &[]).await.status, 418);
+    // ...and so does the full name (httpbin has no /productpage: its own 404, proxied).
+    let reply = get(host, port, "/productpage", &[]).await;
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert!(
+        reply.header("x-envoy-upstream-service-time").is_some(),
+        "{reply:?}"
+    );
+    // From istio-system the short name means productpage.istio-system: nothing there.
+    let reply = get("system.example.com", port, "/status/418", &[]).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    case.stop().await;
+}
+
+/// One length-prefixed gRPC message, "hi".
+const GRPC_MESSAGE: &[u8] = &[0, 0, 0, 0, 2, b'h', b'i'];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a5_h2c_and_grpc_are_routed_by_the_same_rules() {
+    let httpbin = support::httpbin::address();
+    let grpc = support::grpc_echo::start().await;
+    let files = Case::files(&Fixture::load("a5-http2-grpc"));
+    backend(&files, "default", "httpbin", "http", 8000, httpbin);
+    backend(&files, "default", "grpc-backend", "grpc", 50051, grpc);
+    let message = files.path("message.bin");
+    std::fs::write(&message, GRPC_MESSAGE).unwrap();
+    let case = Case::start(
+        files,
+        ingress("127.0.0.20"),
+        &[8080, 9090],
+        &[httpbin, grpc],
+    )
+    .await;
+    let h2 = ["--http2-prior-knowledge"];
+
+    let reply = get("h2.example.com", case.listener(8080), "/status/418", &h2).await;
+    assert_eq!(reply.status, 418, "{reply:?}");
+    assert!(reply.head.starts_with("http/2 "), "{reply:?}");
+    let data = format!("@{}", message.display());
+    let grpc_port = case.listener(9090);
+    let call = |path: &'static str| {
+        let data = data.clone();
+        async move {
+            let args = [
+                "--http2-prior-knowledge",
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                "--data-binary",
+                &data,
+            ];
+            get("h2.example.com", grpc_port, path, &args).await
+        }
+    };
+    let reply = call("/grpc.health.v1.Health/Check").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.raw, GRPC_MESSAGE, "{reply:?}");
+    // curl 7.88 does not show response trailers; the C5 gRPC-web test sees the backend's
+    // grpc-status trailer arrive through the gateway (as the trailer frame it translates to).
+    // The GRPC server's only route is the health service.
+    assert_eq!(call("/other.Service/Call").await.status, 404);
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b1_simple_tls_from_files_and_https_redirect() {
+    let httpbin = support::httpbin::address();
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    certs.dns("tls", "h.example.com");
+    files.write(
+        "cluster1/case.yaml",
+        Fixture::load("b1-simple-and-redirect")
+            .replace("/etc/istio/ingressgateway-certs/", &certs.path(""))
+            .text(),
+    );
+    backend(&files, "default", "httpbin", "http", 8000, httpbin);
+    let case = Case::start(files, ingress("127.0.0.21"), &[80, 443], &[httpbin]).await;
+    let host = "h.example.com";
+
+    let reply = get(host, case.listener(80), "/status/418?a=1", &[]).await;
+    assert_eq!(reply.status, 301, "{reply:?}");
+    assert_eq!(
+        reply.header("location"),
+        Some("https://h.example.com/status/418?a=1")
+    );
+    let secure = case.listener(443);
+    let reply = https(host, secure, &certs.root(), "/status/418", &[]).await;
+    assert_eq!(reply.status, 418, "{reply:?}");
+    assert!(reply.body.contains("teapot"));
+    assert_eq!(
+        https(host, secure, &certs.root(), "/ip", &[]).await.status,
+        404
+    );
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b2_the_certificate_follows_the_sni_host() {
+    let httpbin = support::httpbin::address();
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    let bookinfo = certs.dns("bookinfo", "bookinfo.com");
+    let helloworld = certs.dns("helloworld", "helloworld.example.com");
+    files.write(
+        "cluster1/case.yaml",
+        Fixture::load("b2-several-certificates")
+            .replace("/certs/", &certs.path(""))
+            .text(),
+    );
+    backend(&files, "default", "productpage", "http", 9080, httpbin);
+    backend(&files, "default", "helloworld", "http", 5000, httpbin);
+    let case = Case::start(files, ingress("127.0.0.22"), &[443], &[httpbin]).await;
+    let port = case.listener(443);
+
+    for (host, own, other) in [
+        ("bookinfo.com", &bookinfo, &helloworld),
+        ("helloworld.example.com", &helloworld, &bookinfo),
+    ] {
+        let shown = s_client(port, host, &[], b"").await;
+        assert!(shown.contains(first_pem(own)), "{host}: {shown}");
+        assert!(!shown.contains(first_pem(other)), "{host}: {shown}");
+        let reply = https(host, port, &certs.root(), "/status/418", &[]).await;
+        assert_eq!(reply.status, 418, "{host}: {reply:?}");
+    }
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b3_mutual_checks_the_client_subject_alt_name() {
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    certs.dns("server", "mtls.example.com");
+    std::fs::copy(certs.root(), certs.path("client-ca.crt")).unwrap();
+    certs.dns("client", "is5.istio.client");
+    certs.dns("stranger", "other.istio.client");
+    files.write(
+        "cluster1/case.yaml",
+        Fixture::load("b3-mutual")
+            .replace("/certs/", &certs.path(""))
+            .text(),
+    );
+    let case = Case::start(files, ingress("127.0.0.23"), &[443], &[]).await;
+    let port = case.listener(443);
+    let with = |name: &'static str| client_status(&certs, name, "mtls.example.com", port);
+
+    // The fixture binds no VirtualService: a served request gets the gateway's 404, a
+    // refused handshake no HTTP status at all.
+    assert_eq!(with("client").await, 404, "the listed SAN is served");
+    assert_eq!(with("stranger").await, 0, "same CA, other SAN: refused");
+    let none = https("mtls.example.com", port, &certs.root(), "/", &[]).await;
+    assert_eq!(none.status, 0, "no client certificate: refused");
+    case.stop().await;
+}
+
+/// The status of `GET https://host/` with client certificate `name` of `certs` (0: refused).
+async fn client_status(certs: &Certs, name: &str, host: &str, address: SocketAddr) -> u16 {
+    let (crt, key) = (
+        certs.path(&format!("{name}.crt")),
+        certs.path(&format!("{name}.key")),
+    );
+    let args = ["--cert", crt.as_str(), "--key", key.as_str()];
+    https(host, address, &certs.root(), "/", &args).await.status
+}
+
+/// A Secret holding `pairs` (key, PEM text) in istio-system, the gateway's namespace.
+fn secret_yaml(name: &str, kind: &str, pairs: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    let mut data = String::new();
+    for (key, value) in pairs {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        data.push_str(&format!("  {key}: {encoded}\n"));
+    }
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: istio-system}}
+type: {kind}
+data:
+{data}"
+    )
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b4_credential_name_secrets_are_served_and_updated_live() {
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    let first = certs.dns("bookinfo", "bookinfo.com");
+    certs.dns("mutual", "mutual.bookinfo.com");
+    certs.dns("client", "client.bookinfo.com");
+    let tls_secret = |cert: &str| {
+        secret_yaml(
+            "bookinfo-credential",
+            "kubernetes.io/tls",
+            &[
+                ("tls.crt", &read(&certs.path(&format!("{cert}.crt")))),
+                ("tls.key", &read(&certs.path(&format!("{cert}.key")))),
+            ],
+        )
+    };
+    // The fixture's Secrets hold placeholder PEM; these hold real certificates. The MUTUAL
+    // server's CA comes from the separate `-cacert` Secret.
+    files.write(
+        "cluster1/case.yaml",
+        Fixture::load("b4-credential-name")
+            .without_kind("Secret")
+            .text(),
+    );
+    files.write("cluster1/secret-bookinfo.yaml", &tls_secret("bookinfo"));
+    files.write(
+        "cluster1/secret-mutual.yaml",
+        &(secret_yaml(
+            "mutual-credential",
+            "Opaque",
+            &[
+                ("tls.crt", &read(&certs.path("mutual.crt"))),
+                ("tls.key", &read(&certs.path("mutual.key"))),
+            ],
+        ) + "---\n"
+            + &secret_yaml(
+                "mutual-credential-cacert",
+                "Opaque",
+                &[("ca.crt", &read(&certs.root()))],
+            )),
+    );
+    let case = Case::start(files, ingress("127.0.0.24"), &[443, 8443], &[]).await;
+    let simple = case.listener(443);
+    let ca = ["-CAfile".to_owned(), certs.root()];
+    let ca: Vec<&str> = ca.iter().map(String::as_str).collect();
+
+    let shown = s_client(simple, "bookinfo.com", &ca, b"").await;
+    assert!(shown.contains(first_pem(&first)), "{shown}");
+    assert!(shown.contains("Verify return code: 0 (ok)"), "{shown}");
+
+    // MUTUAL from the Secret pair: a client of the `-cacert` CA is served (no route: 404),
+    // no client certificate is refused.
+    let mutual = case.listener(8443);
+    let (crt, key) = (certs.path("client.crt"), certs.path("client.key"));
+    let client = ["--cert", crt.as_str(), "--key", key.as_str()];
+    let host = "mutual.bookinfo.com";
+    assert_eq!(
+        https(host, mutual, &certs.root(), "/", &client)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(https(host, mutual, &certs.root(), "/", &[]).await.status, 0);
+
+    // A connection opened before the Secret changes keeps working after it.
+    let mut open = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &simple.to_string()])
+        .args(["-servername", "bookinfo.com"])
+        .args(&ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = open.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(open.stdout.take().unwrap()).lines();
+    let request = b"GET / HTTP/1.1\r\nHost: bookinfo.com\r\n\r\n";
+    let mut status_line = async |stdin: &mut tokio::process::ChildStdin| {
+        stdin.write_all(request).await.unwrap();
+        stdin.flush().await.unwrap();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+                .await
+                .expect("a response within 10 s")
+                .unwrap()
+                .expect("the connection stays open");
+            if line.starts_with("HTTP/") {
+                return line;
+            }
+        }
+    };
+    assert!(status_line(&mut stdin).await.starts_with("HTTP/1.1 404"));
+
+    let second = certs.dns("bookinfo-2", "bookinfo.com");
+    case.files
+        .write("cluster1/secret-bookinfo.yaml", &tls_secret("bookinfo-2"));
+    support::wait::until_true("the updated Secret's certificate to be served", || async {
+        s_client(simple, "bookinfo.com", &ca, b"")
+            .await
+            .contains(first_pem(&second))
+    })
+    .await;
+    assert!(status_line(&mut stdin).await.starts_with("HTTP/1.1 404"));
+    drop(stdin);
+    let _ = open.kill().await;
+    case.stop().await;
+}
+
+/// A certificate for `dns` with an RSA key (the fixture's ECDHE-RSA suites need one), by
+/// openssl as a user would make it.
+fn rsa_certificate(certs: &Certs, name: &str, dns: &str) {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", &format!("/CN={dns}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{dns}")])
+        .args(["-keyout", &certs.path(&format!("{name}.key"))])
+        .args(["-out", &certs.path(&format!("{name}.crt"))])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b5_protocol_versions_and_cipher_suites_are_honoured() {
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    rsa_certificate(&certs, "tls12", "tls12.example.com");
+    certs.dns("tls13", "tls13.example.com");
+    certs.dns("auto", "auto.example.com");
+    files.write(
+        "cluster1/case.yaml",
+        Fixture::load("b5-versions-and-ciphers").text(),
+    );
+    let mut secrets = Vec::new();
+    for name in ["tls12", "tls13", "auto"] {
+        secrets.push(secret_yaml(
+            &format!("{name}-cred"),
+            "kubernetes.io/tls",
+            &[
+                ("tls.crt", &read(&certs.path(&format!("{name}.crt")))),
+                ("tls.key", &read(&certs.path(&format!("{name}.key")))),
+            ],
+        ));
+    }
+    files.write("cluster1/secrets.yaml", &secrets.join("---\n"));
+    let case = Case::start(files, ingress("127.0.0.25"), &[443, 8443, 9443], &[]).await;
+    // The fixture binds no VirtualService: served means the gateway's 404, refused means no
+    // HTTP status.
+    let status = |port: u16, host: &'static str, cafile: String, extra: &'static [&'static str]| {
+        let address = case.listener(port);
+        async move { https(host, address, &cafile, "/", extra).await.status }
+    };
+    let tls12_ca = certs.path("tls12.crt");
+    let root = certs.root();
+
+    // TLSV1_2 only, with the two listed suites.
+    let only_12: &'static [&str] = &["--tls-max", "1.2"];
+    assert_eq!(
+        status(443, "tls12.example.com", tls12_ca.clone(), only_12).await,
+        404
+    );
+    assert_eq!(
+        status(443, "tls12.example.com", tls12_ca.clone(), &["--tlsv1.3"]).await,
+        0
+    );
+    let listed = &[
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+    ];
+    assert_eq!(
+        status(443, "tls12.example.com", tls12_ca.clone(), listed).await,
+        404
+    );
+    let other = &[
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ];
+    assert_eq!(status(443, "tls12.example.com", tls12_ca, other).await, 0);
+    // TLSV1_3 only.
+    assert_eq!(
+        status(8443, "tls13.example.com", root.clone(), &["--tlsv1.3"]).await,
+        404
+    );
+    assert_eq!(
+        status(8443, "tls13.example.com", root.clone(), only_12).await,
+        0
+    );
+    // TLS_AUTO: both.
+    assert_eq!(
+        status(9443, "auto.example.com", root.clone(), &["--tlsv1.3"]).await,
+        404
+    );
+    assert_eq!(status(9443, "auto.example.com", root, only_12).await, 404);
+    case.stop().await;
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b6_only_pinned_client_certificates_are_accepted() {
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    certs.dns("server", "pinned.example.com");
+    std::fs::copy(certs.root(), certs.path("client-ca.crt")).unwrap();
+    let by_spki = certs.dns("by-spki", "spki.client");
+    let by_hash = certs.dns("by-hash", "hash.client");
+    certs.dns("unlisted", "unlisted.client");
+    let spki = certs::fingerprint::spki_sha256_base64(&der(&by_spki)).unwrap();
+    let hash = certs::fingerprint::cert_sha256_hex(&der(&by_hash));
+    // The fixture's pins are placeholders: one SPKI and one hex hash become this run's
+    // clients; its colon-separated hash matches no one.
+    files.write(
+        "cluster1/case.yaml",
+        Fixture::load("b6-certificate-pins")
+            .replace("/certs/", &certs.path(""))
+            .replace("2Hd4B5cZYSkBa4E8QHpC4x9Z4mY1j3H0Jk2c7R3bE0A=", &spki)
+            .replace(
+                "4ed1b4b4e1b3e6f0d5d2e0b8a4c2f7e9d1b3c5a7e9f1d3b5c7a9e1f3d5b7c9a1",
+                &hash,
+            )
+            .text(),
+    );
+    let case = Case::start(files, ingress("127.0.0.26"), &[443], &[]).await;
+    let port = case.listener(443);
+    let with = |name: &'static str| client_status(&certs, name, "pinned.example.com", port);
+
+    assert_eq!(with("by-spki").await, 404, "SPKI pinned: served");
+    assert_eq!(with("by-hash").await, 404, "hash pinned: served");
+    assert_eq!(with("unlisted").await, 0, "same CA, not pinned: refused");
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b7_istio_mutual_presents_and_requires_mesh_identities() {
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    let own = certs.mesh("gateway", "istio-system", "istio-ingressgateway");
+    certs.mesh("client", "default", "sleep");
+    let strangers = Certs::new(&files, "strangers");
+    strangers.mesh("stranger", "default", "sleep");
+    files.write(
+        "cluster1/case.yaml",
+        Fixture::load("b7-istio-mutual").text(),
+    );
+    let mut spec = ingress("127.0.0.27");
+    spec.mesh_identity = Some(gateway::MeshIdentity {
+        cert_chain: certs.path("gateway.crt").into(),
+        private_key: certs.path("gateway.key").into(),
+        roots: certs.root().into(),
+    });
+    let case = Case::start(files, spec, &[443], &[]).await;
+    let port = case.listener(443);
+    // Mesh certificates carry a URI SAN only, so openssl (against the mesh root) checks them.
+    let root = certs.root();
+    let with = |issuer: &Certs, name: &str| {
+        vec![
+            "-CAfile".to_owned(),
+            root.clone(),
+            "-cert".to_owned(),
+            issuer.path(&format!("{name}.crt")),
+            "-key".to_owned(),
+            issuer.path(&format!("{name}.key")),
+        ]
+    };
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        s_client(port, "app.example.com", &args, GET_418).await
+    };
+
+    let out = run(with(&certs, "client")).await;
+    assert!(
+        out.contains(first_pem(&own)),
+        "the gateway's mesh certificate: {out}"
+    );
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    assert!(out.contains("HTTP/1.1 404"), "served (no route): {out}");
+    let out = run(vec!["-CAfile".to_owned(), root.clone()]).await;
+    assert!(
+        !out.contains("HTTP/1.1"),
+        "no client certificate: refused: {out}"
+    );
+    let out = run(with(&strangers, "stranger")).await;
+    assert!(
+        !out.contains("HTTP/1.1"),
+        "another mesh's certificate: refused: {out}"
+    );
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c3_tls_server_terminates_and_forwards_tcp() {
     let echo = support::backend::Backend::start(
         "echo",
         "127.0.0.1",
@@ -485,221 +861,32 @@ async fn b2_b3_b5_c3_tls_servers_through_discovery() {
         support::backend::Reply::EchoLines,
     )
     .await;
-    let files = MeshFiles::from_scenario("http/ingress");
-    let validity = || certs::Validity::starting_now(Duration::from_secs(3600));
-    let authority = certs::Authority::generate_root("cluster.local", validity()).unwrap();
-    let root = files.path("root.pem");
-    std::fs::write(&root, authority.root_pem()).unwrap();
-    let mut pems = std::collections::BTreeMap::new();
-    for name in ["a", "b", "m", "t", "bookinfo", "client", "stranger"] {
-        let dns = match name {
-            "client" => "is5.istio.client".to_owned(),
-            "stranger" => "other.istio.client".to_owned(),
-            "bookinfo" => "bookinfo.com".to_owned(),
-            _ => format!("{name}.example.com"),
-        };
-        let leaf = authority
-            .issue(&certs::LeafSpec::for_dns_names(&[&dns], validity()))
-            .unwrap();
-        std::fs::write(files.path(&format!("{name}.crt")), &leaf.chain_pem).unwrap();
-        std::fs::write(files.path(&format!("{name}.key")), &leaf.key_pem).unwrap();
-        pems.insert(name, leaf.chain_pem.clone());
-    }
-    let file = |name: &str| files.path(name).display().to_string();
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    certs.dns("bookinfo", "bookinfo.com");
     files.write(
-        "cluster1/workload-httpbin.yaml",
-        &workload_yaml(
-            "default",
-            "httpbin",
-            "httpbin-1",
-            &[],
-            "http",
-            httpbin.address,
-        ),
+        "cluster1/case.yaml",
+        Fixture::load("c3-tls-simple-tcp")
+            .replace("/certs/", &certs.path(""))
+            .text(),
     );
-    files.write(
-        "cluster1/workload-echo.yaml",
-        &workload_yaml(
-            "default",
-            "tcp-echo",
-            "tcp-echo-1",
-            &[],
-            "tcp",
-            echo.address(),
-        ),
-    );
-    let simple = |name: &str| {
-        format!(
-            "{{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}",
-            file(&format!("{name}.crt")),
-            file(&format!("{name}.key"))
-        )
-    };
-    files.write(
-        "cluster1/tls.yaml",
-        &format!(
-            "apiVersion: v1
-kind: Service
-metadata: {{name: tcp-echo, namespace: default}}
-spec:
-  selector: {{app: tcp-echo}}
-  ports:
-  - {{name: tcp, port: 9000, targetPort: 9000}}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: tls-gateway, namespace: default}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: 9443, name: https-a, protocol: HTTPS}}
-    hosts: [a.example.com]
-    tls: {a}
-  - port: {{number: 9443, name: https-b, protocol: HTTPS}}
-    hosts: [b.example.com]
-    tls: {b}
-  - port: {{number: 9444, name: https-mutual, protocol: HTTPS}}
-    hosts: [m.example.com]
-    tls:
-      mode: MUTUAL
-      serverCertificate: {m_crt}
-      privateKey: {m_key}
-      caCertificates: {root}
-      subjectAltNames: [is5.istio.client]
-  - port: {{number: 9445, name: https-13, protocol: HTTPS}}
-    hosts: [t.example.com]
-    tls: {{mode: SIMPLE, serverCertificate: {t_crt}, privateKey: {t_key}, minProtocolVersion: TLSV1_3}}
-  - port: {{number: 9446, name: tls-echo, protocol: TLS}}
-    hosts: [bookinfo.com]
-    tls: {bookinfo}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: tls-routes, namespace: default}}
-spec:
-  hosts: [a.example.com, b.example.com, m.example.com, t.example.com]
-  gateways: [tls-gateway]
-  http:
-  - match: [{{uri: {{prefix: /status}}}}]
-    route: [{{destination: {{host: httpbin.default.svc.cluster.local, port: {{number: 8000}}}}}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: tcp-echo, namespace: default}}
-spec:
-  hosts: [bookinfo.com]
-  gateways: [tls-gateway]
-  tcp:
-  - match: [{{port: 9446}}]
-    route: [{{destination: {{host: tcp-echo, port: {{number: 9000}}}}}}]
-",
-            a = simple("a"),
-            b = simple("b"),
-            bookinfo = simple("bookinfo"),
-            m_crt = file("m.crt"),
-            m_key = file("m.key"),
-            t_crt = file("t.crt"),
-            t_key = file("t.key"),
-            root = root.display(),
-        ),
-    );
-    let discovery = files.start_discovery().await;
-    let gateway = TestGateway::start(
-        &GatewaySpec::ingress("cluster1", "network1", "127.0.0.18"),
-        &discovery.grpc_uri(),
-    )
-    .await;
-    gateway
-        .wait_for_admin(
-            "/endpoints",
-            &[&httpbin.address.to_string(), &echo.address().to_string()],
-        )
-        .await;
-    gateway
-        .wait_for_admin("/listeners", &["9443", "9444", "9445", "9446"])
-        .await;
-    let root_path = root.display().to_string();
-    let https = |host: &str, address: std::net::SocketAddr, extra: &[&str]| {
-        let mut args: Vec<String> = vec![
-            "--cacert".into(),
-            root_path.clone(),
-            "--resolve".into(),
-            resolve(host, address),
-        ];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
-        args.push(format!("https://{host}:{}/status/418", address.port()));
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            curl(&args).await.0
-        }
-    };
+    backend(&files, "default", "tcp-echo", "tcp", 9000, echo.address());
+    let case = Case::start(files, ingress("127.0.0.28"), &[15443], &[echo.address()]).await;
 
-    // B2: the certificate is the one whose server lists the SNI host; each routes.
-    let shared = gateway.listener(9443);
-    for host in ["a", "b"] {
-        let shown = s_client(shared, &format!("{host}.example.com")).await;
-        assert!(shown.contains(first_pem(&pems[host])), "{host}: {shown}");
-        let other = if host == "a" { "b" } else { "a" };
-        assert!(!shown.contains(first_pem(&pems[other])));
-        assert_eq!(
-            https(&format!("{host}.example.com"), shared, &[]).await,
-            418
-        );
-    }
-
-    // B3: MUTUAL with subjectAltNames: the listed SAN is served, another SAN from the same
-    // CA and no certificate are refused in the handshake.
-    let mutual = gateway.listener(9444);
-    let (client_crt, client_key) = (file("client.crt"), file("client.key"));
-    let (stranger_crt, stranger_key) = (file("stranger.crt"), file("stranger.key"));
-    assert_eq!(
-        https(
-            "m.example.com",
-            mutual,
-            &["--cert", &client_crt, "--key", &client_key]
-        )
-        .await,
-        418
-    );
-    assert_eq!(
-        https(
-            "m.example.com",
-            mutual,
-            &["--cert", &stranger_crt, "--key", &stranger_key]
-        )
-        .await,
-        0
-    );
-    assert_eq!(https("m.example.com", mutual, &[]).await, 0);
-
-    // B5: minProtocolVersion TLSV1_3 is honoured exactly.
-    let modern = gateway.listener(9445);
-    assert_eq!(https("t.example.com", modern, &["--tlsv1.3"]).await, 418);
-    assert_eq!(
-        https("t.example.com", modern, &["--tlsv1.2", "--tls-max", "1.2"]).await,
-        0
-    );
-
-    // C3: TLS terminated by the gateway, bytes forwarded to tcp-echo by the tcp route.
-    let terminated = gateway.listener(9446);
     let mut child = Command::new("openssl")
         .args([
             "s_client",
             "-quiet",
             "-connect",
-            &terminated.to_string(),
-            "-servername",
-            "bookinfo.com",
-            "-CAfile",
-            &root_path,
+            &case.listener(15443).to_string(),
         ])
+        .args(["-servername", "bookinfo.com", "-CAfile", &certs.root()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"hello\n").await.unwrap();
     stdin.flush().await.unwrap();
@@ -711,196 +898,237 @@ spec:
     assert_eq!(line.as_deref(), Some("echo hello"));
     drop(stdin);
     let _ = child.kill().await;
-
-    gateway.shutdown().await;
-    discovery.shutdown().await;
+    case.stop().await;
 }
 
-/// The response head curl saw (status line and headers, lowercase names).
-async fn curl_head(args: &[&str]) -> String {
-    let output = Command::new("curl")
-        .args(["-s", "--max-time", "10", "-o", "/dev/null", "-D", "-"])
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).to_ascii_lowercase()
+/// C5's GRPC-WEB server in front of the gRPC echo.
+async fn grpc_web_case(ip: &str) -> Case {
+    let grpc = support::grpc_echo::start().await;
+    let files = Case::files(&Fixture::load("c5-grpc-web-cors"));
+    backend(&files, "default", "grpc-backend", "grpc", 50051, grpc);
+    Case::start(files, ingress(ip), &[80], &[grpc]).await
 }
 
-/// B6 (verifyCertificateHash) and C5's CORS preflight on a GRPC-WEB server, from YAML
-/// through discovery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn b6_and_c5_preflight_through_discovery() {
-    support::init();
-    let httpbin = start_httpbin().await;
-    let files = MeshFiles::from_scenario("http/ingress");
-    let validity = || certs::Validity::starting_now(Duration::from_secs(3600));
-    let authority = certs::Authority::generate_root("cluster.local", validity()).unwrap();
-    let root = files.path("root.pem");
-    std::fs::write(&root, authority.root_pem()).unwrap();
-    for (name, dns) in [
-        ("server", "pinned.example.com"),
-        ("listed", "listed.client"),
-        ("unlisted", "unlisted.client"),
-    ] {
-        let leaf = authority
-            .issue(&certs::LeafSpec::for_dns_names(&[dns], validity()))
-            .unwrap();
-        std::fs::write(files.path(&format!("{name}.crt")), &leaf.chain_pem).unwrap();
-        std::fs::write(files.path(&format!("{name}.key")), &leaf.key_pem).unwrap();
-    }
-    let file = |name: &str| files.path(name).display().to_string();
-    // The listed client's certificate SHA-256, as `openssl x509 -fingerprint` prints it
-    // (hex with colons, one of the two forms Istio accepts).
-    let fingerprint = std::process::Command::new("openssl")
-        .args([
-            "x509",
-            "-noout",
-            "-fingerprint",
-            "-sha256",
-            "-in",
-            &file("listed.crt"),
-        ])
-        .output()
-        .unwrap();
-    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout);
-    let hash = fingerprint.trim().rsplit('=').next().unwrap().to_owned();
-    files.write(
-        "cluster1/workload-httpbin.yaml",
-        &workload_yaml(
-            "default",
-            "httpbin",
-            "httpbin-1",
-            &[],
-            "http",
-            httpbin.address,
-        ),
-    );
-    files.write(
-        "cluster1/b6-c5.yaml",
-        &format!(
-            "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: pinned, namespace: default}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: 9447, name: https-pinned, protocol: HTTPS}}
-    hosts: [pinned.example.com]
-    tls:
-      mode: MUTUAL
-      serverCertificate: {server_crt}
-      privateKey: {server_key}
-      caCertificates: {root}
-      verifyCertificateHash: ['{hash}']
-  - port: {{number: 8087, name: grpc-web, protocol: GRPC-WEB}}
-    hosts: [web.example.com]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: pinned, namespace: default}}
-spec:
-  hosts: [pinned.example.com, web.example.com]
-  gateways: [pinned]
-  http:
-  - corsPolicy:
-      allowOrigins: [{{exact: 'https://exact.example.com'}}, {{regex: 'https://.*[.]example[.]com'}}]
-      allowMethods: [POST, GET]
-      allowHeaders: [content-type, x-grpc-web]
-      exposeHeaders: [grpc-status]
-      maxAge: 24h
-    route: [{{destination: {{host: httpbin.default.svc.cluster.local, port: {{number: 8000}}}}}}]
-",
-            server_crt = file("server.crt"),
-            server_key = file("server.key"),
-            root = root.display(),
-        ),
-    );
-    let discovery = files.start_discovery().await;
-    let gateway = TestGateway::start(
-        &GatewaySpec::ingress("cluster1", "network1", "127.0.0.19"),
-        &discovery.grpc_uri(),
-    )
-    .await;
-    gateway
-        .wait_for_admin("/endpoints", &[&httpbin.address.to_string()])
-        .await;
-    gateway
-        .wait_for_admin("/listeners", &["9447", "8087"])
-        .await;
-
-    // B6: only the client certificate whose hash is listed gets through.
-    let pinned = gateway.listener(9447);
-    let root_path = root.display().to_string();
-    let url = format!("https://pinned.example.com:{}/status/418", pinned.port());
-    let with = |name: &str| {
-        let (crt, key) = (file(&format!("{name}.crt")), file(&format!("{name}.key")));
-        let args = vec![
-            "--cacert".to_owned(),
-            root_path.clone(),
-            "--resolve".to_owned(),
-            resolve("pinned.example.com", pinned),
-            "--cert".to_owned(),
-            crt,
-            "--key".to_owned(),
-            key,
-            url.clone(),
-        ];
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            curl(&args).await.0
-        }
-    };
-    assert_eq!(with("listed").await, 418);
-    assert_eq!(with("unlisted").await, 0);
-
-    // C5: the preflight from an allowed origin (exact or regex) is answered by the gateway
-    // per the policy.
-    let web = gateway.listener(8087);
+async fn c5_cors_preflight_is_answered_per_the_policy() {
+    let case = grpc_web_case("127.0.0.29").await;
+    let port = case.listener(80);
     let preflight = |origin: &str| {
-        let args = vec![
-            "-X".to_owned(),
-            "OPTIONS".to_owned(),
-            "-H".to_owned(),
-            format!("Origin: {origin}"),
-            "-H".to_owned(),
-            "Access-Control-Request-Method: POST".to_owned(),
-            "--resolve".to_owned(),
-            resolve("web.example.com", web),
-            format!("http://web.example.com:{}/grpc.Service/Call", web.port()),
-        ];
+        let origin = format!("Origin: {origin}");
         async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            curl_head(&args).await
+            let args = [
+                "-X",
+                "OPTIONS",
+                "-H",
+                origin.as_str(),
+                "-H",
+                "Access-Control-Request-Method: POST",
+                "-H",
+                "Access-Control-Request-Headers: content-type,x-grpc-web",
+            ];
+            get("grpc.example.com", port, "/echo.Echo/Say", &args).await
         }
     };
-    let exact = preflight("https://exact.example.com").await;
-    assert!(
-        exact.contains("access-control-allow-origin: https://exact.example.com"),
-        "exact origin: {exact}"
-    );
-    let allowed = preflight("https://app.example.com").await;
-    assert!(
-        allowed.contains("access-control-allow-origin: https://app.example.com"),
-        "{allowed}"
-    );
-    assert!(
-        allowed.contains("access-control-max-age: 86400"),
-        "{allowed}"
-    );
-    assert!(
-        allowed.contains("access-control-allow-methods: post,get"),
-        "{allowed}"
-    );
-    // Another origin's preflight is not answered by the gateway: as in Envoy it goes on to
-    // httpbin (which answers CORS its own way), without the policy's max-age.
-    let refused = preflight("https://evil.test").await;
-    assert!(
-        refused.contains("x-envoy-upstream-service-time")
-            && !refused.contains("access-control-max-age: 86400"),
-        "{refused}"
-    );
 
-    gateway.shutdown().await;
-    discovery.shutdown().await;
+    for origin in ["https://app.example.com", "https://app.example.org"] {
+        let reply = preflight(origin).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.header("access-control-allow-origin"), Some(origin));
+        assert_eq!(
+            reply.header("access-control-allow-methods"),
+            Some("post,get,options,put,delete")
+        );
+        assert_eq!(reply.header("access-control-max-age"), Some("1728"));
+        assert_eq!(
+            reply.header("access-control-allow-credentials"),
+            Some("true")
+        );
+        let allowed = reply
+            .header("access-control-allow-headers")
+            .unwrap_or_default();
+        assert!(allowed.contains("x-grpc-web"), "{reply:?}");
+    }
+    // Another origin's preflight is not answered by the gateway (as in Envoy it goes on
+    // upstream) and carries no CORS grant.
+    let reply = preflight("https://evil.test").await;
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        None,
+        "{reply:?}"
+    );
+    assert_eq!(reply.header("access-control-max-age"), None, "{reply:?}");
+    case.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c5_grpc_web_requests_reach_the_grpc_backend() {
+    use base64::Engine;
+    let case = grpc_web_case("127.0.0.30").await;
+    let port = case.listener(80);
+    let binary = case.files.path("message.bin");
+    std::fs::write(&binary, GRPC_MESSAGE).unwrap();
+    let text = case.files.path("message.txt");
+    let base64 = base64::engine::general_purpose::STANDARD;
+    std::fs::write(&text, base64.encode(GRPC_MESSAGE)).unwrap();
+
+    for (content_type, file) in [
+        ("application/grpc-web+proto", &binary),
+        ("application/grpc-web-text+proto", &text),
+    ] {
+        let (content, data) = (
+            format!("content-type: {content_type}"),
+            format!("@{}", file.display()),
+        );
+        let args = [
+            "-H",
+            content.as_str(),
+            "-H",
+            "x-grpc-web: 1",
+            "-H",
+            "Origin: https://app.example.com",
+            "--data-binary",
+            data.as_str(),
+        ];
+        let reply = get("grpc.example.com", port, "/echo.Echo/Say", &args).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some(content_type),
+            "{reply:?}"
+        );
+        assert_eq!(
+            reply.header("access-control-expose-headers"),
+            Some("grpc-status,grpc-message")
+        );
+        let body = if content_type.contains("text") {
+            base64.decode(reply.body.trim()).unwrap()
+        } else {
+            reply.raw
+        };
+        assert_eq!(&body[..7], GRPC_MESSAGE, "the echoed message comes first");
+        assert_eq!(body[7], 0x80, "then the trailer frame");
+        let trailers = String::from_utf8_lossy(&body[12..]).to_string();
+        assert!(trailers.contains("grpc-status:0\r\n"), "{trailers}");
+        // The backend got gRPC, not gRPC-web.
+        assert!(
+            trailers.contains("x-echo-content-type:application/grpc\r\n"),
+            "{trailers}"
+        );
+    }
+    case.stop().await;
+}
+
+const NGINX: &str = "nginx.external.svc.cluster.local";
+
+/// F1's egress gateway in front of two external TLS servers (v1 on 127.0.0.31, v2 on
+/// 127.0.0.32, the fixture's endpoint addresses, on free ports). The DestinationRule's client
+/// certificate and key come from `certs`; its caCertificates file (which must verify the
+/// servers) is `ca`.
+async fn egress_case(
+    certs: &Certs,
+    files: MeshFiles,
+    ca: &str,
+) -> (
+    Case,
+    support::tls_recorder::TlsRecorder,
+    support::tls_recorder::TlsRecorder,
+) {
+    certs.dns("server", NGINX);
+    certs.dns("client", "egress.example.com");
+    let (cert, key, root) = (
+        certs.path("server.crt"),
+        certs.path("server.key"),
+        certs.root(),
+    );
+    let start = |name: &'static str, ip: &'static str| {
+        support::tls_recorder::TlsRecorder::start(name, ip, &cert, &key, &root)
+    };
+    let v1 = start("v1", "127.0.0.31").await;
+    let v2 = start("v2", "127.0.0.32").await;
+    let fixture = Fixture::load("f1-egress-mtls-origination")
+        .replace("/etc/certs/client.", &certs.path("client."))
+        .replace("/etc/certs/ca.crt", ca)
+        .replace(
+            "address: 127.0.0.31\n",
+            &format!(
+                "address: 127.0.0.31\n    ports: {{http-tls: {}}}\n",
+                v1.address.port()
+            ),
+        )
+        .replace(
+            "address: 127.0.0.32\n",
+            &format!(
+                "address: 127.0.0.32\n    ports: {{http-tls: {}}}\n",
+                v2.address.port()
+            ),
+        );
+    files.write("cluster1/case.yaml", fixture.text());
+    let spec = GatewaySpec::egress("cluster1", "network1", "127.0.0.33");
+    let case = Case::start(files, spec, &[80], &[v1.address, v2.address]).await;
+    (case, v1, v2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_egress_originates_mutual_tls_per_subset() {
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    let root = certs.root();
+    let (case, v1, v2) = egress_case(&certs, files, &root).await;
+    let port = case.listener(80);
+
+    for (want, server) in [("v1", &v1), ("v2", &v2)] {
+        let header = format!("want: {want}");
+        let args = ["-H", header.as_str(), "-H", "x-internal: secret"];
+        let reply = get(NGINX, port, "/index.html", &args).await;
+        assert_eq!(reply.status, 200, "{want}: {reply:?}");
+        // The server saw TLS 1.3 from the gateway, with the DestinationRule's SNI and client
+        // certificate.
+        assert!(
+            reply.body.starts_with(&format!(
+                "{want} TLSv1.3 sni={NGINX} client=DNS:egress.example.com path=/index.html"
+            )),
+            "{want}: {reply:?}"
+        );
+        assert!(server.log().contains(&"request /index.html".to_owned()));
+        if want == "v2" {
+            // The v2 route's header rules.
+            assert!(reply.body.contains("x-egress=true"), "{reply:?}");
+            assert_eq!(reply.header("x-served-by"), Some("isthmus"), "{reply:?}");
+        }
+    }
+    assert_eq!(
+        get(NGINX, port, "/", &[]).await.status,
+        404,
+        "no want header, no route"
+    );
+    case.stop().await;
+}
+
+/// Negative F1: the DestinationRule's caCertificates do not verify the external server, so
+/// the gateway refuses it — 503, the server sees the handshake abandoned and no request, and
+/// nothing is sent in plaintext instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_egress_refuses_a_server_its_ca_does_not_verify() {
+    let files = MeshFiles::from_scenario("http/conformance");
+    let certs = Certs::new(&files, "certs");
+    let other = Certs::new(&files, "other");
+    let (case, _v1, v2) = egress_case(&certs, files, &other.root()).await;
+    let port = case.listener(80);
+
+    let reply = get(NGINX, port, "/index.html", &["-H", "want: v2"]).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    support::wait::until_true("the server to log the refused handshake", || async {
+        v2.log().iter().any(|line| line.starts_with("refused"))
+    })
+    .await;
+    let log = v2.log();
+    assert!(
+        !log.iter().any(|line| line.starts_with("request")),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|line| line.contains("HTTP_REQUEST")),
+        "plaintext: {log:?}"
+    );
+    case.stop().await;
 }

@@ -9,7 +9,8 @@
 #
 # Usage: bench/l4/run.sh   (SECONDS_PER_RUN=5 ROUNDS=3 HOLD=9900 CONCURRENCY=32 to change;
 #        CARGO_TARGET_DIR=/work/rtarget to build into a shared release dir; BUILD=0 to use the
-#        binaries already built there, e.g. when other work on the tree would force a rebuild)
+#        binaries already built there, e.g. when other work on the tree would force a rebuild;
+#        ONLY=rss to measure only the RSS figure, without HAProxy or the timed runs)
 # Needs: cargo, curl; installs haproxy with apt-get if missing. Run as a user that may.
 set -euo pipefail
 
@@ -23,6 +24,10 @@ ROUNDS=${ROUNDS:-3}
 # connection plus its own, so it cannot hold quite 10,000; the RSS is measured at HOLD and
 # extrapolated linearly to 10,000.
 HOLD=${HOLD:-9900}
+# ONLY=rss stops after the RSS phase: the figure that changes with memory work, in seconds
+# instead of minutes, and without HAProxy.
+ONLY=${ONLY:-all}
+case "$ONLY" in all | rss) ;; *) echo "ONLY must be all or rss, not $ONLY" >&2; exit 2 ;; esac
 
 BACKEND=127.0.0.1:18443
 GATEWAY=127.0.0.1:17443
@@ -67,14 +72,14 @@ fi
 ISTHMUS="$TARGET/release/isthmus"
 BENCH="$TARGET/l4-bench/release/l4-bench"
 
-if ! command -v haproxy >/dev/null; then
+if [ "$ONLY" = all ] && ! command -v haproxy >/dev/null; then
     log "installing haproxy"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
 fi
-HAPROXY_VERSION=$(haproxy -v | head -1)
+HAPROXY_VERSION=$([ "$ONLY" = rss ] || haproxy -v | head -1)
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-log "starting backend, discovery, gateway, haproxy"
+log "starting backend, discovery, gateway"
 "$BENCH" certs --dir "$WORK"
 "$BENCH" backend --listen "$BACKEND" --dir "$WORK" 2>"$WORK/backend.log" &
 PIDS+=($!)
@@ -92,26 +97,6 @@ GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
 wait_for "gateway readiness" curl -fsS "http://$READY/healthz/ready"
 wait_for "the gateway to list the backend" sh -c "curl -fsS 'http://$ADMIN/endpoints' | grep -q '$BACKEND'"
-
-cat >"$WORK/haproxy.cfg" <<CFG
-global
-    maxconn 8000
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-frontend sni_in
-    bind $HAPROXY
-    tcp-request inspect-delay 5s
-    tcp-request content accept if { req.ssl_hello_type 1 }
-    use_backend be_echo if { req.ssl_sni -i $SNI }
-backend be_echo
-    server s1 $BACKEND
-CFG
-haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
-PIDS+=($!)
-wait_for "haproxy" "$BENCH" latency --target "$HAPROXY" --sni "$SNI" --dir "$WORK" --count 10
 
 figure() { # key, l4-bench arguments...: runs l4-bench and prints the value of key=
     local key=$1; shift
@@ -131,8 +116,45 @@ for _ in $(seq 1 1200); do wait_for_held && break; sleep 0.1; done
 HELD=$(awk -F= '$1 == "held" {print $2}' "$WORK/hold.out")
 [ -n "$HELD" ] || { echo "the hold client did not finish opening connections" >&2; exit 1; }
 RSS_HELD=$(rss_kib "$GATEWAY_PID")
+RSS_HELD_ANON=$(awk '/^RssAnon:/ {print $2}' "/proc/$GATEWAY_PID/status")
+RSS_HELD_FILE=$(awk '/^RssFile:/ {print $2}' "/proc/$GATEWAY_PID/status")
+# SMAPS=file keeps the held gateway's memory map, to see which mappings the RSS is in.
+[ -z "${SMAPS:-}" ] || cp "/proc/$GATEWAY_PID/smaps" "$SMAPS"
 exec 3>&-
 wait "$HOLD_PID" || true
+
+rss_10k_mib() { awk -v idle="$1" -v held="$2" -v n="$3" 'BEGIN {printf "%.1f", (idle + (held - idle) * 10000 / n) / 1024}'; }
+if [ "$ONLY" = rss ]; then
+    printf '\nisthmus layer-4 benchmark, RSS only (load average before: %s, after: %s)\n' \
+        "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    printf 'gateway RSS KiB idle %s, with %s held %s (anonymous %s, file %s)\n' \
+        "$RSS_IDLE" "$HELD" "$RSS_HELD" "$RSS_HELD_ANON" "$RSS_HELD_FILE"
+    printf 'gateway RSS KiB per held connection %s\n' \
+        "$(awk -v a="$RSS_IDLE" -v b="$RSS_HELD" -v n="$HELD" 'BEGIN {printf "%.2f", (b - a) / n}')"
+    printf 'gateway RSS MiB at 10,000 (linear) %s (target <= 40)\n' "$(rss_10k_mib "$RSS_IDLE" "$RSS_HELD" "$HELD")"
+    exit 0
+fi
+
+log "starting haproxy"
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+frontend sni_in
+    bind $HAPROXY
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    use_backend be_echo if { req.ssl_sni -i $SNI }
+backend be_echo
+    server s1 $BACKEND
+CFG
+haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
+PIDS+=($!)
+wait_for "haproxy" "$BENCH" latency --target "$HAPROXY" --sni "$SNI" --dir "$WORK" --count 10
 
 # Other work on the machine moves every figure; each comparison alternates its two sides over
 # ROUNDS runs and keeps the median, so a burst of load hits both sides alike.

@@ -74,22 +74,17 @@ async fn leaf_from_another_root_is_refused() {
     let foreign = root()
         .generate_intermediate("cluster1", None, day())
         .unwrap();
-    let server = mesh_server_config(
-        workload(&mesh, &id("default", "reviews")),
-        mesh.roots(),
+    // The client trusts the mesh, so only the server's check can refuse.
+    let refusal = mesh_refusal(
+        Side::new(workload(&mesh, &id("default", "reviews")), mesh.roots()),
         None,
-        istio_alpn(),
-    )
-    .unwrap();
-    let client = mesh_client_config(
-        workload(&foreign, &id("default", "productpage")),
-        // The client trusts the mesh, so only the server's check can refuse.
-        mesh.roots(),
+        Side::new(
+            workload(&foreign, &id("default", "productpage")),
+            mesh.roots(),
+        ),
         &[],
-        istio_alpn(),
     )
-    .unwrap();
-    let refusal = handshake(server, client, ISTIO_SNI).await.refusal().await;
+    .await;
     // Both roots carry the same subject, so webpki tries the mesh root and the signature
     // fails; with distinct subjects it finds no issuer at all.
     assert!(
@@ -107,21 +102,16 @@ async fn leaf_from_a_root_with_another_name_has_no_issuer() {
         .unwrap()
         .generate_intermediate("cluster9", None, day())
         .unwrap();
-    let server = mesh_server_config(
-        workload(&mesh, &id("default", "reviews")),
-        mesh.roots(),
+    let refusal = mesh_refusal(
+        Side::new(workload(&mesh, &id("default", "reviews")), mesh.roots()),
         None,
-        istio_alpn(),
-    )
-    .unwrap();
-    let client = mesh_client_config(
-        workload(&foreign, &id("default", "productpage")),
-        mesh.roots(),
+        Side::new(
+            workload(&foreign, &id("default", "productpage")),
+            mesh.roots(),
+        ),
         &[],
-        istio_alpn(),
     )
-    .unwrap();
-    let refusal = handshake(server, client, ISTIO_SNI).await.refusal().await;
+    .await;
     assert!(
         refusal.starts_with("server: invalid peer certificate: UnknownIssuer"),
         "{refusal}"
@@ -136,21 +126,13 @@ async fn client_refuses_a_server_from_another_root() {
     let foreign = root()
         .generate_intermediate("cluster1", None, day())
         .unwrap();
-    let server = mesh_server_config(
-        workload(&foreign, &id("default", "reviews")),
-        mesh.roots(),
+    let refusal = mesh_refusal(
+        Side::new(workload(&foreign, &id("default", "reviews")), mesh.roots()),
         None,
-        istio_alpn(),
-    )
-    .unwrap();
-    let client = mesh_client_config(
-        workload(&mesh, &id("default", "productpage")),
-        mesh.roots(),
+        Side::new(workload(&mesh, &id("default", "productpage")), mesh.roots()),
         &[],
-        istio_alpn(),
     )
-    .unwrap();
-    let refusal = handshake(server, client, ISTIO_SNI).await.refusal().await;
+    .await;
     assert!(
         refusal.contains("client: invalid peer certificate: BadSignature"),
         "{refusal}"
@@ -162,21 +144,16 @@ async fn expired_client_certificate_is_refused() {
     let ca = root()
         .generate_intermediate("cluster1", None, day())
         .unwrap();
-    let server = mesh_server_config(
-        workload(&ca, &id("default", "reviews")),
-        ca.roots(),
+    let refusal = mesh_refusal(
+        Side::new(workload(&ca, &id("default", "reviews")), ca.roots()),
         None,
-        istio_alpn(),
-    )
-    .unwrap();
-    let client = mesh_client_config(
-        expired_workload(&ca, &id("default", "productpage")),
-        ca.roots(),
+        Side::new(
+            expired_workload(&ca, &id("default", "productpage")),
+            ca.roots(),
+        ),
         &[],
-        istio_alpn(),
     )
-    .unwrap();
-    let refusal = handshake(server, client, ISTIO_SNI).await.refusal().await;
+    .await;
     assert!(
         refusal.starts_with("server: invalid peer certificate: certificate expired"),
         "{refusal}"
@@ -189,21 +166,13 @@ async fn client_identity_outside_the_allowed_set_is_refused() {
         .generate_intermediate("cluster1", None, day())
         .unwrap();
     let allowed = [id("default", "productpage")];
-    let server = mesh_server_config(
-        workload(&ca, &id("default", "reviews")),
-        ca.roots(),
+    let refusal = mesh_refusal(
+        Side::new(workload(&ca, &id("default", "reviews")), ca.roots()),
         Some(&allowed),
-        istio_alpn(),
-    )
-    .unwrap();
-    let client = mesh_client_config(
-        workload(&ca, &id("default", "ratings")),
-        ca.roots(),
+        Side::new(workload(&ca, &id("default", "ratings")), ca.roots()),
         &[],
-        istio_alpn(),
     )
-    .unwrap();
-    let refusal = handshake(server, client, ISTIO_SNI).await.refusal().await;
+    .await;
     assert!(
         refusal.contains("spiffe://cluster.local/ns/default/sa/ratings"),
         "{refusal}"
@@ -216,21 +185,13 @@ async fn client_refuses_an_unexpected_server_identity() {
     let ca = root()
         .generate_intermediate("cluster1", None, day())
         .unwrap();
-    let server = mesh_server_config(
-        workload(&ca, &id("default", "impostor")),
-        ca.roots(),
+    let refusal = mesh_refusal(
+        Side::new(workload(&ca, &id("default", "impostor")), ca.roots()),
         None,
-        istio_alpn(),
-    )
-    .unwrap();
-    let client = mesh_client_config(
-        workload(&ca, &id("default", "productpage")),
-        ca.roots(),
+        Side::new(workload(&ca, &id("default", "productpage")), ca.roots()),
         &[id("default", "reviews")],
-        istio_alpn(),
     )
-    .unwrap();
-    let refusal = handshake(server, client, ISTIO_SNI).await.refusal().await;
+    .await;
     assert!(
         refusal.contains("client: invalid peer certificate"),
         "{refusal}"
@@ -250,21 +211,16 @@ async fn certificate_without_spiffe_id_is_refused_by_the_mesh() {
     let ca = root()
         .generate_intermediate("cluster1", None, day())
         .unwrap();
-    let server = mesh_server_config(
-        workload(&ca, &id("default", "reviews")),
-        ca.roots(),
+    let refusal = mesh_refusal(
+        Side::new(workload(&ca, &id("default", "reviews")), ca.roots()),
         None,
-        istio_alpn(),
-    )
-    .unwrap();
-    let client = mesh_client_config(
-        rotating(&dns_leaf(&ca, &["client.example.com"])),
-        ca.roots(),
+        Side::new(
+            rotating(&dns_leaf(&ca, &["client.example.com"])),
+            ca.roots(),
+        ),
         &[],
-        istio_alpn(),
     )
-    .unwrap();
-    let refusal = handshake(server, client, ISTIO_SNI).await.refusal().await;
+    .await;
     assert!(refusal.contains("no SPIFFE id"), "{refusal}");
 }
 
@@ -282,4 +238,32 @@ fn configs_need_roots() {
         err.to_string().contains("needs at least one trusted CA"),
         "{err}"
     );
+}
+
+/// One end of a mesh handshake: the certificate it presents and the roots it trusts.
+struct Side<'a> {
+    certs: Arc<certs::RotatingCert>,
+    roots: &'a [rustls::pki_types::CertificateDer<'static>],
+}
+
+impl<'a> Side<'a> {
+    fn new(
+        certs: Arc<certs::RotatingCert>,
+        roots: &'a [rustls::pki_types::CertificateDer<'static>],
+    ) -> Self {
+        Self { certs, roots }
+    }
+}
+
+/// A mesh mTLS handshake the test expects to fail, with the server admitting only `allowed`
+/// clients and the client expecting one of `expected` servers; the refusal as both sides saw it.
+async fn mesh_refusal(
+    server: Side<'_>,
+    allowed: Option<&[certs::Identity]>,
+    client: Side<'_>,
+    expected: &[certs::Identity],
+) -> String {
+    let server = mesh_server_config(server.certs, server.roots, allowed, istio_alpn()).unwrap();
+    let client = mesh_client_config(client.certs, client.roots, expected, istio_alpn()).unwrap();
+    handshake(server, client, ISTIO_SNI).await.refusal().await
 }

@@ -2,7 +2,9 @@
 //! every request routed to one upstream. Used by `bench/https.sh`.
 //!
 //! Environment: `BENCH_CERT`, `BENCH_KEY` (PEM files), `BENCH_UPSTREAM` (ip:port),
-//! `BENCH_PORT` (port to listen on, 127.0.0.1), `BENCH_THREADS` (data-plane threads).
+//! `BENCH_PORT` (port to listen on, 127.0.0.1), `BENCH_THREADS` (data-plane threads);
+//! optional `BENCH_OTLP_ENDPOINT` (traces to that OTLP/gRPC collector) with
+//! `BENCH_TRACE_SAMPLING` (0.0 to 1.0, as `--trace-sampling`; default 0.01).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +25,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: usize = env("BENCH_THREADS")
         .unwrap_or_else(|_| "1".into())
         .parse()?;
+    let telemetry = match std::env::var("BENCH_OTLP_ENDPOINT") {
+        Ok(endpoint) => {
+            let mut options = gateway::telemetry::TelemetryOptions::new(endpoint, "bench");
+            if let Ok(sampling) = std::env::var("BENCH_TRACE_SAMPLING") {
+                options.sampling = sampling.parse()?;
+            }
+            Some(options)
+        }
+        Err(_) => None,
+    };
     let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let options = GatewayOptions {
         ready_address: local(0),
@@ -31,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         port_map: BTreeMap::from([(443, port)]),
         data_plane_threads: threads,
+        telemetry,
         ..GatewayOptions::default()
     };
     let handle = Gateway::start(options).await?;

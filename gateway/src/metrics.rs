@@ -20,6 +20,8 @@ pub const REPORTER_SOURCE: &str = "source";
 pub const SECURITY_MUTUAL_TLS: &str = "mutual_tls";
 /// Passthrough and plain TCP traffic: the gateway cannot tell what the bytes are.
 pub const SECURITY_UNKNOWN: &str = "unknown";
+/// Istio's value for a label the reporter cannot know (no cluster reached, no cluster id).
+pub const UNKNOWN: &str = "unknown";
 
 /// Distinct `sni` label values kept before new ones are reported as [`SNI_OVERFLOW`].
 ///
@@ -31,21 +33,30 @@ pub const MAX_SNI_LABELS: usize = 512;
 pub const SNI_OVERFLOW: &str = "overflow";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+///
+/// `source_cluster` is the reporting gateway's own Istio cluster id, `destination_cluster` the
+/// Istio cluster id of the endpoint it chose (as Istio's labels mean them); `upstream_cluster`
+/// is Isthmus's own: the Envoy-style cluster name (`outbound|9080||reviews...`) it routed to.
 pub struct TcpLabels {
     pub reporter: &'static str,
+    pub source_cluster: String,
     pub destination_service: String,
     pub destination_cluster: String,
+    pub upstream_cluster: String,
     pub request_protocol: &'static str,
     pub connection_security_policy: &'static str,
     pub listener: String,
 }
 
-/// Istio's standard request metric labels (the ones a gateway can know).
+/// Istio's standard request metric labels (the ones a gateway can know), with
+/// `upstream_cluster` as in [`TcpLabels`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub reporter: &'static str,
+    pub source_cluster: String,
     pub destination_service: String,
     pub destination_cluster: String,
+    pub upstream_cluster: String,
     pub request_protocol: &'static str,
     pub response_code: u16,
     pub response_flags: &'static str,
@@ -71,6 +82,9 @@ pub struct ServerRejectionLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectionLabels {
+    /// The rejecting gateway's cluster id, as on the Istio metrics, so rejections of every
+    /// cluster's gateways can be told apart on one dashboard.
+    pub source_cluster: String,
     pub listener: String,
     pub reason: &'static str,
     pub sni: String,
@@ -121,6 +135,8 @@ pub struct Metrics {
     /// Unique per `Metrics::new` in the process (clones share it), so caches of series can
     /// tell two gateways apart.
     instance: u64,
+    /// This gateway's own Istio cluster id, Istio's `source_cluster`.
+    source_cluster: Arc<str>,
     registry: Arc<Registry>,
     tcp_opened: Family<TcpLabels, Counter>,
     tcp_closed: Family<TcpLabels, Counter>,
@@ -137,7 +153,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Metrics of a gateway whose cluster id is not known (`source_cluster="unknown"`).
     pub fn new() -> Self {
+        Self::for_cluster(UNKNOWN)
+    }
+
+    /// Metrics of a gateway in Istio cluster `cluster_id` (empty: "unknown").
+    pub fn for_cluster(cluster_id: &str) -> Self {
         let mut registry = Registry::default();
         let tcp_opened = Family::<TcpLabels, Counter>::default();
         let tcp_closed = Family::<TcpLabels, Counter>::default();
@@ -212,6 +234,11 @@ impl Metrics {
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Metrics {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+            source_cluster: Arc::from(if cluster_id.is_empty() {
+                UNKNOWN
+            } else {
+                cluster_id
+            }),
             registry: Arc::new(registry),
             tcp_opened,
             tcp_closed,
@@ -248,6 +275,7 @@ impl Metrics {
 
     pub fn rejected(&self, listener: &str, reason: &'static str, sni: Option<&str>) {
         let labels = RejectionLabels {
+            source_cluster: self.source_cluster.to_string(),
             listener: listener.to_owned(),
             reason,
             sni: sni.map_or_else(String::new, |sni| self.sni_labels.label(sni)),
@@ -261,6 +289,11 @@ impl Metrics {
 
     pub fn instance(&self) -> u64 {
         self.instance
+    }
+
+    /// The `source_cluster` label value: this gateway's Istio cluster id, or "unknown".
+    pub fn source_cluster(&self) -> &str {
+        &self.source_cluster
     }
 
     /// The request series of `labels`, created on first use; callers keep it to skip the
@@ -364,11 +397,13 @@ mod tests {
 
     #[test]
     fn exposition_uses_istio_names_and_labels() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::for_cluster("cluster1");
         let counters = metrics.connection_opened(&TcpLabels {
             reporter: REPORTER_SOURCE,
+            source_cluster: metrics.source_cluster().to_owned(),
             destination_service: "reviews.default.svc.cluster.local".into(),
-            destination_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
+            destination_cluster: "cluster2".into(),
+            upstream_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
             request_protocol: "tcp",
             connection_security_policy: SECURITY_MUTUAL_TLS,
             listener: "0.0.0.0_15443".into(),
@@ -378,11 +413,11 @@ mod tests {
         metrics.config_applied("v1");
         metrics.config_applied("v2");
         let text = metrics.encode();
-        assert!(text.contains("istio_tcp_connections_opened_total{reporter=\"source\",destination_service=\"reviews.default.svc.cluster.local\",destination_cluster=\"outbound|9080||reviews.default.svc.cluster.local\",request_protocol=\"tcp\",connection_security_policy=\"mutual_tls\",listener=\"0.0.0.0_15443\"} 1"), "{text}");
+        assert!(text.contains("istio_tcp_connections_opened_total{reporter=\"source\",source_cluster=\"cluster1\",destination_service=\"reviews.default.svc.cluster.local\",destination_cluster=\"cluster2\",upstream_cluster=\"outbound|9080||reviews.default.svc.cluster.local\",request_protocol=\"tcp\",connection_security_policy=\"mutual_tls\",listener=\"0.0.0.0_15443\"} 1"), "{text}");
         assert!(text.contains("istio_tcp_received_bytes_total{"), "{text}");
         assert!(text.contains("} 7\n"), "{text}");
         assert!(
-            text.contains("isthmus_rejected_connections_total{listener=\"0.0.0.0_15443\",reason=\"unknown_sni\",sni=\"evil.example\"} 1"),
+            text.contains("isthmus_rejected_connections_total{source_cluster=\"cluster1\",listener=\"0.0.0.0_15443\",reason=\"unknown_sni\",sni=\"evil.example\"} 1"),
             "{text}"
         );
         assert!(
@@ -401,11 +436,13 @@ mod tests {
     #[test]
     fn dashboard_queries_only_exported_metrics_and_labels() {
         let dashboard = include_str!("../../deploy/dashboards/eastwest.json");
-        let metrics = Metrics::new();
+        let metrics = Metrics::for_cluster("cluster1");
         let tcp = TcpLabels {
             reporter: REPORTER_SOURCE,
+            source_cluster: metrics.source_cluster().to_owned(),
             destination_service: "reviews.default.svc.cluster.local".into(),
-            destination_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
+            destination_cluster: "cluster2".into(),
+            upstream_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
             request_protocol: "tcp",
             connection_security_policy: SECURITY_MUTUAL_TLS,
             listener: "0.0.0.0_15443".into(),
@@ -420,8 +457,10 @@ mod tests {
         metrics.set_rejected_servers([("0.0.0.0_443", "bad-server")].into_iter());
         let request = RequestLabels {
             reporter: REPORTER_SOURCE,
+            source_cluster: metrics.source_cluster().to_owned(),
             destination_service: "reviews.default.svc.cluster.local".into(),
-            destination_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
+            destination_cluster: "cluster2".into(),
+            upstream_cluster: "outbound|9080||reviews.default.svc.cluster.local".into(),
             request_protocol: "http",
             response_code: 200,
             response_flags: "-",
@@ -443,6 +482,15 @@ mod tests {
                 "dashboard queries {name}, which the gateway does not export:\n{exposition}"
             );
         }
+        // Istio's meaning: a cluster id, never the Envoy-style cluster name.
+        assert!(
+            exposition.contains("destination_cluster=\"cluster2\",upstream_cluster=\"outbound|"),
+            "{exposition}"
+        );
+        assert!(
+            dashboard.contains("destination_cluster)"),
+            "the dashboard splits connections by destination cluster"
+        );
         let grouping = regex::Regex::new(r"by \(([a-z_, ]+)\)").expect("valid regex");
         for group in grouping.captures_iter(dashboard) {
             for label in group[1].split(',').map(str::trim) {

@@ -57,7 +57,7 @@ async fn mesh_client_reaches_the_backend_and_sees_its_certificate() {
     assert_eq!(tail, "last words\nbye\n");
 
     let labels = [
-        ("destination_cluster", route.1.as_str()),
+        ("upstream_cluster", route.1.as_str()),
         ("destination_service", REVIEWS),
         ("connection_security_policy", "mutual_tls"),
         ("reporter", "source"),

@@ -40,7 +40,7 @@ async fn smooth_weighted_round_robin_splits_400_connections_exactly() {
     assert_eq!((light.accepted(), heavy.accepted()), (100, 300));
 
     let labels = [
-        ("destination_cluster", echo.as_str()),
+        ("upstream_cluster", echo.as_str()),
         ("connection_security_policy", "unknown"),
         ("request_protocol", "tcp"),
     ];

@@ -63,7 +63,7 @@ async fn a_client_certificate_from_a_foreign_root_is_refused_at_the_inbound_hand
     assert_eq!(app.accepted(), 0, "no byte may reach the app");
     let metrics = server.gateway().metrics().encode();
     let refused = format!(
-        "isthmus_rejected_connections_total{{listener=\"inbound|{}||\",reason=\"tls_handshake\",sni=\"\"}} 2",
+        "isthmus_rejected_connections_total{{source_cluster=\"unknown\",listener=\"inbound|{}||\",reason=\"tls_handshake\",sni=\"\"}} 2",
         endpoint.port()
     );
     assert!(metrics.contains(&refused), "{refused} not in\n{metrics}");

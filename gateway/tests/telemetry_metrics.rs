@@ -6,8 +6,6 @@
 mod http_support;
 mod l4_support;
 
-use std::sync::Arc;
-
 use http_support::{
     Counting, cluster, cluster_name, config, curl, echo_backend, eventually, http_server, listener,
     route, start, stats, table, test_options, to, vhost,
@@ -18,6 +16,17 @@ use tokio::net::TcpStream;
 
 const HOST: &str = "reviews.default.svc.cluster.local";
 const CLUSTER: &str = "outbound|9080||reviews.default.svc.cluster.local";
+/// The gateway's own Istio cluster id (`source_cluster`) and the backend endpoint's
+/// (`destination_cluster`): different, so a label carrying the wrong one fails.
+const OWN_CLUSTER: &str = "cluster1";
+const ENDPOINT_CLUSTER: &str = "cluster2";
+
+fn in_cluster(mut cluster: multicluster::proto::Cluster, id: &str) -> multicluster::proto::Cluster {
+    for endpoint in &mut cluster.endpoints {
+        endpoint.cluster_id = id.to_owned();
+    }
+    cluster
+}
 
 /// The exact sample line `name{labels} value`, labels in exposition order.
 fn sample(name: &str, labels: &[(&str, &str)], value: u64) -> String {
@@ -32,27 +41,12 @@ fn assert_sample(text: &str, expected: &str) {
     );
 }
 
-/// A ClientHello as a mesh client sends it (ALPN `istio`), `None` leaving out the SNI.
-fn client_hello(sni: Option<&str>) -> Vec<u8> {
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"istio".to_vec()];
-    config.enable_sni = sni.is_some();
-    let name =
-        rustls_pki_types::ServerName::try_from(sni.unwrap_or("unused.test").to_owned()).unwrap();
-    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut hello = Vec::new();
-    while connection.wants_write() {
-        connection.write_tls(&mut hello).unwrap();
-    }
-    hello
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_requests_are_counted_with_istio_labels() {
     let backend = Counting::start("reviews", 200).await;
-    let gateway = start(test_options()).await;
+    let mut options = test_options();
+    options.cluster = Some(OWN_CLUSTER.into());
+    let gateway = start(options).await;
     gateway
         .apply(config(
             "v3",
@@ -60,7 +54,10 @@ async fn http_requests_are_counted_with_istio_labels() {
                 80,
                 vec![http_server("http.80", Protocol::Http, &["*"], "http.80")],
             )],
-            vec![cluster(9080, "", HOST, &[backend.address])],
+            vec![in_cluster(
+                cluster(9080, "", HOST, &[backend.address]),
+                ENDPOINT_CLUSTER,
+            )],
             vec![table(
                 "http.80",
                 vec![vhost(
@@ -85,11 +82,13 @@ async fn http_requests_are_counted_with_istio_labels() {
         }
     }
     let text = stats(&gateway).await;
-    let labels = |service, cluster, code, flags| {
+    let labels = |service, destination, upstream, code, flags| {
         [
             ("reporter", "source"),
+            ("source_cluster", OWN_CLUSTER),
             ("destination_service", service),
-            ("destination_cluster", cluster),
+            ("destination_cluster", destination),
+            ("upstream_cluster", upstream),
             ("request_protocol", "http"),
             ("response_code", code),
             ("response_flags", flags),
@@ -97,8 +96,8 @@ async fn http_requests_are_counted_with_istio_labels() {
             ("listener", "0.0.0.0_80"),
         ]
     };
-    let routed = labels(HOST, CLUSTER, "200", "-");
-    let no_route = labels("unknown", "unknown", "404", "NR");
+    let routed = labels(HOST, ENDPOINT_CLUSTER, CLUSTER, "200", "-");
+    let no_route = labels("unknown", "unknown", "unknown", "404", "NR");
     for (name, labels, value) in [
         ("istio_requests_total", &routed, 3),
         ("istio_requests_total", &no_route, 2),
@@ -115,7 +114,9 @@ async fn http_requests_are_counted_with_istio_labels() {
 async fn passthrough_connections_bytes_and_rejected_snis_are_counted_exactly() {
     let echo = echo_backend().await;
     let sni = l4_support::sni(9080, "", HOST);
-    let gateway = l4_support::start(l4_support::test_options()).await;
+    let mut options = l4_support::test_options();
+    options.cluster = Some(OWN_CLUSTER.into());
+    let gateway = l4_support::start(options).await;
     gateway
         .apply(l4_support::config(
             "v7",
@@ -123,13 +124,16 @@ async fn passthrough_connections_bytes_and_rejected_snis_are_counted_exactly() {
                 15443,
                 &[(sni.clone(), cluster_name(9080, "", HOST))],
             )],
-            vec![l4_support::cluster(9080, "", HOST, &[(echo, 1)])],
+            vec![in_cluster(
+                l4_support::cluster(9080, "", HOST, &[(echo, 1)]),
+                ENDPOINT_CLUSTER,
+            )],
         ))
         .unwrap();
     let address = gateway.listener_address(15443).unwrap();
 
     // Two forwarded connections, each `hello + payload` one way and echoed back.
-    let hello = client_hello(Some(&sni));
+    let hello = l4_support::client_hello(Some(&sni));
     let payload = b"opaque mesh bytes that the gateway never decrypts";
     let per_connection = (hello.len() + payload.len()) as u64;
     for _ in 0..2 {
@@ -142,7 +146,10 @@ async fn passthrough_connections_bytes_and_rejected_snis_are_counted_exactly() {
         assert_eq!(echoed.len() as u64, per_connection);
     }
     // Refused: an SNI the gateway does not route, and a hello without SNI.
-    for hello in [client_hello(Some("evil.example")), client_hello(None)] {
+    for hello in [
+        l4_support::client_hello(Some("evil.example")),
+        l4_support::client_hello(None),
+    ] {
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream.write_all(&hello).await.unwrap();
         let mut rest = Vec::new();
@@ -155,8 +162,10 @@ async fn passthrough_connections_bytes_and_rejected_snis_are_counted_exactly() {
             name,
             &[
                 ("reporter", "source"),
+                ("source_cluster", OWN_CLUSTER),
                 ("destination_service", HOST),
-                ("destination_cluster", CLUSTER),
+                ("destination_cluster", ENDPOINT_CLUSTER),
+                ("upstream_cluster", CLUSTER),
                 ("request_protocol", "tcp"),
                 ("connection_security_policy", "mutual_tls"),
                 ("listener", "0.0.0.0_15443"),
@@ -175,8 +184,26 @@ async fn passthrough_connections_bytes_and_rejected_snis_are_counted_exactly() {
         tcp("istio_tcp_connections_opened_total", 2),
         tcp("istio_tcp_received_bytes_total", 2 * per_connection),
         tcp("istio_tcp_sent_bytes_total", 2 * per_connection),
-        "isthmus_rejected_connections_total{listener=\"0.0.0.0_15443\",reason=\"unknown_sni\",sni=\"evil.example\"} 1".to_owned(),
-        "isthmus_rejected_connections_total{listener=\"0.0.0.0_15443\",reason=\"no_sni\",sni=\"\"} 1".to_owned(),
+        sample(
+            "isthmus_rejected_connections_total",
+            &[
+                ("source_cluster", OWN_CLUSTER),
+                ("listener", "0.0.0.0_15443"),
+                ("reason", "unknown_sni"),
+                ("sni", "evil.example"),
+            ],
+            1,
+        ),
+        sample(
+            "isthmus_rejected_connections_total",
+            &[
+                ("source_cluster", OWN_CLUSTER),
+                ("listener", "0.0.0.0_15443"),
+                ("reason", "no_sni"),
+                ("sni", ""),
+            ],
+            1,
+        ),
         "isthmus_config_version_info{version=\"v7\"} 1".to_owned(),
     ] {
         assert_sample(&text, &expected);

@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         name: args.name,
         namespace: args.namespace,
         labels: args.labels.into_iter().collect(),
-        cluster: args.cluster,
+        cluster: args.cluster.clone(),
         network: args.network.clone(),
         ..Default::default()
     };
@@ -96,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         listener_address: args.listener_address,
         port_map: args.port_map.into_iter().collect::<BTreeMap<_, _>>(),
         network: Some(args.network),
+        cluster: Some(args.cluster),
         dns_servers: args.dns_servers,
         telemetry,
         ..GatewayOptions::default()

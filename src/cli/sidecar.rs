@@ -107,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let identity = GatewayIdentity {
         name: args.name,
         namespace: args.namespace,
-        cluster: args.cluster,
+        cluster: args.cluster.clone(),
         network: args.network.clone(),
         role: Role::Sidecar as i32,
         ..Default::default()
@@ -121,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             stats_address: args.stats,
             admin_address: args.admin,
             network: Some(args.network),
+            cluster: Some(args.cluster),
             ..GatewayOptions::default()
         },
         ..SidecarOptions::default()

@@ -21,6 +21,8 @@ pub struct GatewaySpec {
     pub labels: Vec<(String, String)>,
     /// Every listener binds this address (e.g. 127.0.0.11), on a free port.
     pub listener_ip: IpAddr,
+    /// The gateway's own mesh certificate, for ISTIO_MUTUAL servers and origination.
+    pub mesh_identity: Option<gateway::MeshIdentity>,
 }
 
 impl GatewaySpec {
@@ -32,6 +34,7 @@ impl GatewaySpec {
             network: network.into(),
             labels: vec![("istio".into(), "eastwestgateway".into())],
             listener_ip: listener_ip.parse().unwrap(),
+            mesh_identity: None,
         }
     }
 
@@ -40,6 +43,15 @@ impl GatewaySpec {
         GatewaySpec {
             name: "istio-ingressgateway".into(),
             labels: vec![("istio".into(), "ingressgateway".into())],
+            ..GatewaySpec::east_west(cluster, network, listener_ip)
+        }
+    }
+
+    /// An `istio: egressgateway` workload in istio-system.
+    pub fn egress(cluster: &str, network: &str, listener_ip: &str) -> GatewaySpec {
+        GatewaySpec {
+            name: "istio-egressgateway".into(),
+            labels: vec![("istio".into(), "egressgateway".into())],
             ..GatewaySpec::east_west(cluster, network, listener_ip)
         }
     }
@@ -71,6 +83,8 @@ impl TestGateway {
         let options = GatewayOptions {
             listener_address: Some(spec.listener_ip),
             network: Some(spec.network.clone()),
+            mesh_identity: spec.mesh_identity.clone(),
+            cluster: Some(spec.cluster.clone()),
             ..GatewayOptions::ephemeral()
         };
         let handle = Gateway::start(options).await.unwrap();

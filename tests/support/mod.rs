@@ -8,10 +8,14 @@
 pub mod admin;
 pub mod backend;
 pub mod client;
+pub mod fixture;
 pub mod gateways;
+pub mod grpc_echo;
+pub mod httpbin;
 pub mod mesh;
 pub mod pki;
 pub mod process;
+pub mod tls_recorder;
 pub mod wait;
 
 /// Installs the process-wide rustls crypto provider once (tests share one process).

@@ -1,6 +1,7 @@
 //! Upstream clusters as the data plane uses them: parsed addresses, resolved defaults.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use multicluster::proto;
@@ -67,6 +68,20 @@ pub struct EndpointConfig {
     pub network: String,
     /// Another network's gateway standing in for its endpoints.
     pub network_gateway: bool,
+    /// The Istio cluster id the endpoint belongs to (`destination_cluster` in metrics);
+    /// shared so a pick hands it on without copying. Empty when discovery did not say.
+    pub cluster_id: Arc<str>,
+}
+
+impl EndpointConfig {
+    /// Istio's `destination_cluster` value: the endpoint's cluster id, "unknown" when unset.
+    pub fn cluster_label(cluster_id: &str) -> &str {
+        if cluster_id.is_empty() {
+            crate::metrics::UNKNOWN
+        } else {
+            cluster_id
+        }
+    }
 }
 
 /// A hostname whose addresses are the endpoints, each with this port and weight.
@@ -204,6 +219,7 @@ fn endpoint_from_proto(
         health,
         network: endpoint.network.clone(),
         network_gateway: endpoint.network_gateway,
+        cluster_id: Arc::from(endpoint.cluster_id.as_str()),
     })
 }
 

@@ -8,7 +8,8 @@ use super::body::HttpBody;
 use super::context::{ConnectionContext, HttpProtocol};
 use super::handler::Outcome;
 use super::series_cache::{self, SeriesKey};
-use crate::metrics::{Metrics, REPORTER_SOURCE, RequestLabels, SECURITY_MUTUAL_TLS};
+use crate::config::EndpointConfig;
+use crate::metrics::{Metrics, REPORTER_SOURCE, RequestLabels, SECURITY_MUTUAL_TLS, UNKNOWN};
 
 pub struct Request<'a> {
     pub method: &'a Method,
@@ -29,14 +30,19 @@ pub fn record(
 ) {
     let status = response.status().as_u16();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let (service, cluster) = outcome.cluster.map_or(("unknown", "unknown"), |c| {
+    let (service, cluster) = outcome.cluster.map_or((UNKNOWN, UNKNOWN), |c| {
         (c.service.as_str(), c.name.as_str())
     });
+    let destination_cluster = outcome
+        .destination_cluster
+        .as_deref()
+        .map_or(UNKNOWN, EndpointConfig::cluster_label);
     let mutual = conn.tls.as_ref().is_some_and(|tls| tls.mutual);
     let key = SeriesKey {
         config: &conn.config,
         cluster: outcome.cluster,
         listener: &conn.listener_name,
+        destination_cluster,
         response_code: status,
         response_flags: outcome.flags,
         grpc: request.grpc,
@@ -44,8 +50,10 @@ pub fn record(
     };
     let labels = || RequestLabels {
         reporter: REPORTER_SOURCE,
+        source_cluster: metrics.source_cluster().to_owned(),
         destination_service: service.to_owned(),
-        destination_cluster: cluster.to_owned(),
+        destination_cluster: destination_cluster.to_owned(),
+        upstream_cluster: cluster.to_owned(),
         request_protocol: if request.grpc { "grpc" } else { "http" },
         response_code: status,
         response_flags: outcome.flags,
@@ -63,6 +71,7 @@ pub fn record(
         status,
         flags = outcome.flags,
         upstream_cluster = cluster,
+        destination_cluster,
         upstream_host = ?outcome.upstream,
         upstream_ms = ?outcome.upstream_ms,
         duration_ms = elapsed.as_millis() as u64,

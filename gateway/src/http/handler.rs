@@ -39,6 +39,8 @@ pub struct Outcome<'c> {
     /// Borrowed from the connection's configuration: naming it costs no copy.
     pub cluster: Option<&'c ClusterConfig>,
     pub upstream: Option<SocketAddr>,
+    /// The Istio cluster id of the endpoint the request went to (empty if unknown).
+    pub destination_cluster: Option<Arc<str>>,
     pub upstream_ms: Option<u64>,
     /// The `x-request-id` sent upstream (the client's or a generated one).
     pub request_id: Option<HeaderValue>,
@@ -429,7 +431,7 @@ async fn forward_request<'c>(
                 return Err((
                     local::upstream_reset(),
                     flags::UPSTREAM_RESET,
-                    Some(picked.address),
+                    Some((picked.address, picked.cluster_id)),
                 ));
             };
             // The last attempt takes the headers instead of copying them.
@@ -482,7 +484,7 @@ async fn forward_request<'c>(
                     } else {
                         flags::NONE
                     };
-                    return Ok((response, picked.address, flags));
+                    return Ok((response, (picked.address, picked.cluster_id), flags));
                 }
                 Err(error) => {
                     let (retry, response, flag) = match error {
@@ -508,7 +510,7 @@ async fn forward_request<'c>(
                     if !last && retry {
                         continue;
                     }
-                    return Err((response, flag, Some(picked.address)));
+                    return Err((response, flag, Some((picked.address, picked.cluster_id))));
                 }
             }
         }
@@ -524,13 +526,14 @@ async fn forward_request<'c>(
         Ok(ok) => ok,
         Err((response, flags, address)) => {
             outcome.flags = flags;
-            outcome.upstream = address;
+            (outcome.upstream, outcome.destination_cluster) = address.unzip();
             return (response, outcome);
         }
     };
     let upstream_ms = sent.elapsed().as_millis() as u64;
     outcome.flags = flags;
-    outcome.upstream = Some(address);
+    outcome.upstream = Some(address.0);
+    outcome.destination_cluster = Some(address.1);
     outcome.upstream_ms = Some(upstream_ms);
     let (mut head, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut head.headers);

@@ -17,6 +17,8 @@ pub struct SeriesKey<'a> {
     /// A cluster of `config`, if the request reached one.
     pub cluster: Option<&'a ClusterConfig>,
     pub listener: &'a str,
+    /// The chosen endpoint's cluster id: endpoints of one cluster may be in several.
+    pub destination_cluster: &'a str,
     pub response_code: u16,
     pub response_flags: &'static str,
     pub grpc: bool,
@@ -30,6 +32,7 @@ struct Entry {
     config: Weak<RuntimeConfig>,
     cluster: usize,
     listener: String,
+    destination_cluster: String,
     response_code: u16,
     response_flags: &'static str,
     grpc: bool,
@@ -47,6 +50,7 @@ impl Entry {
             && self.mutual == key.mutual
             && std::ptr::eq(self.config.as_ptr(), Arc::as_ptr(key.config))
             && self.listener == key.listener
+            && self.destination_cluster == key.destination_cluster
     }
 }
 
@@ -81,6 +85,7 @@ pub fn record(
             config: Arc::downgrade(key.config),
             cluster,
             listener: key.listener.to_owned(),
+            destination_cluster: key.destination_cluster.to_owned(),
             response_code: key.response_code,
             response_flags: key.response_flags,
             grpc: key.grpc,

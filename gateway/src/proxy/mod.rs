@@ -18,7 +18,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ClusterConfig, ListenerKey, ListenerRoutes, RuntimeConfig, SniRoute};
+use crate::config::{
+    ClusterConfig, EndpointConfig, ListenerKey, ListenerRoutes, RuntimeConfig, SniRoute,
+};
 use crate::metrics::{Metrics, REPORTER_SOURCE, SECURITY_MUTUAL_TLS, SECURITY_UNKNOWN, TcpLabels};
 use crate::telemetry;
 use crate::upstream::{self, ConnectError, EndpointFilter, Upstreams};
@@ -291,12 +293,14 @@ impl Proxy {
         started: Instant,
         force_close: CancellationToken,
     ) {
-        let connect = upstream::connect(
+        // Boxed: the connect attempt (timeouts, tried endpoints) is over once connected, and
+        // inline it would size the future every open connection keeps for its whole life.
+        let connect = Box::pin(upstream::connect(
             &self.upstreams,
             route.cluster,
             &route.filter,
             self.settings.connect_timeout,
-        );
+        ));
         let connected = tokio::select! {
             connected = connect => connected,
             () = force_close.cancelled() => return,
@@ -318,8 +322,10 @@ impl Proxy {
         };
         let counters = self.metrics.connection_opened(&TcpLabels {
             reporter: REPORTER_SOURCE,
+            source_cluster: self.metrics.source_cluster().to_owned(),
             destination_service: route.cluster.service.clone(),
-            destination_cluster: route.cluster.name.clone(),
+            destination_cluster: EndpointConfig::cluster_label(&connected.cluster_id).to_owned(),
+            upstream_cluster: route.cluster.name.clone(),
             request_protocol: "tcp",
             connection_security_policy: route.security,
             listener: routes.name.clone(),
@@ -371,6 +377,7 @@ impl Proxy {
                 sni,
                 cluster = %route.cluster.name,
                 upstream = %connected.address,
+                response_flags = "-",
                 received = transferred.received + prefix_len,
                 sent = transferred.sent,
                 duration_ms,
@@ -382,6 +389,7 @@ impl Proxy {
                 sni,
                 cluster = %route.cluster.name,
                 upstream = %connected.address,
+                response_flags = "-",
                 duration_ms,
                 %error,
                 "connection ended with an error"
@@ -392,6 +400,7 @@ impl Proxy {
                 sni,
                 cluster = %route.cluster.name,
                 upstream = %connected.address,
+                response_flags = "-",
                 duration_ms,
                 "connection closed at the end of the drain period"
             ),
@@ -405,10 +414,42 @@ impl Proxy {
             listener,
             sni = sni.unwrap_or(""),
             reason = rejection.reason.as_str(),
+            response_flags = rejection.reason.response_flags(),
             detail = %rejection.detail,
             "connection rejected"
         );
         self.metrics
             .rejected(listener, rejection.reason.as_str(), sni);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future [`Proxy::handle`] returns, without a connection to build one.
+    fn size_of_connection_future<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(
+            Arc<Proxy>,
+            TcpStream,
+            SocketAddr,
+            ListenerKey,
+            Arc<RuntimeConfig>,
+            CancellationToken,
+        ) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Each open connection is one task holding this future for its whole life, so 10,000
+    /// idle passthrough connections pay 10,000 times its size. TLS termination and HTTP are
+    /// boxed and the copy loop keeps no readiness futures; an unboxed branch or an `async`
+    /// pump per direction would push it past this bound (measured: 1,400 bytes unoptimised,
+    /// 1,872 before the copy loop was written as a poll function).
+    #[test]
+    fn the_connection_future_stays_small() {
+        let size = size_of_connection_future(Proxy::handle);
+        assert!(size <= 1536, "the connection future is {size} bytes");
     }
 }

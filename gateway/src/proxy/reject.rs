@@ -65,6 +65,29 @@ impl RejectReason {
     }
 }
 
+impl RejectReason {
+    /// Envoy's response flag for the access log, so operators grep for what they know: `NR`
+    /// (no route: no matching filter chain, as for an unknown or missing SNI), `UH` (no
+    /// healthy upstream), `UF` (upstream connection failure), `DPE` (downstream protocol
+    /// error: the client's bytes were not a usable ClientHello or handshake).
+    pub fn response_flags(self) -> &'static str {
+        match self {
+            RejectReason::NotTls
+            | RejectReason::NoSni
+            | RejectReason::UnknownSni
+            | RejectReason::NoIstioAlpn
+            | RejectReason::UnsupportedServer
+            | RejectReason::ServerRejected => "NR",
+            RejectReason::NoHealthyEndpoint => "UH",
+            RejectReason::ConnectFailed => "UF",
+            RejectReason::HelloTimeout
+            | RejectReason::HelloTooLarge
+            | RejectReason::MalformedHello
+            | RejectReason::TlsHandshake => "DPE",
+        }
+    }
+}
+
 impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -82,7 +82,7 @@ impl Gateway {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
-        let metrics = Metrics::new();
+        let metrics = Metrics::for_cluster(options.cluster.as_deref().unwrap_or(""));
         let telemetry = options
             .telemetry
             .as_ref()

@@ -31,6 +31,9 @@ pub struct GatewayOptions {
     pub free_ports: bool,
     /// This gateway's network; AUTO_PASSTHROUGH only delivers to endpoints on it.
     pub network: Option<String>,
+    /// This gateway's Istio cluster id (its identity's), the `source_cluster` of its metrics;
+    /// `None`: "unknown".
+    pub cluster: Option<String>,
     /// How long a client may take to send its whole ClientHello.
     pub client_hello_timeout: Duration,
     /// Upstream connect timeout when the cluster sets none.
@@ -67,6 +70,7 @@ impl Default for GatewayOptions {
             port_map: BTreeMap::new(),
             free_ports: false,
             network: None,
+            cluster: None,
             client_hello_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),

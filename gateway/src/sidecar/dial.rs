@@ -75,6 +75,8 @@ pub struct Dialled {
     pub address: SocketAddr,
     pub network_gateway: bool,
     pub cluster: String,
+    /// The endpoint's Istio cluster id (empty if unknown).
+    pub cluster_id: std::sync::Arc<str>,
     /// Keeps the endpoint's active-connection count for least-request balancing.
     pub active: ActiveConnection,
 }
@@ -175,6 +177,7 @@ impl Dialer {
             address: connected.address,
             network_gateway,
             cluster: cluster.name,
+            cluster_id: connected.cluster_id,
             active: connected.active,
         })
     }

@@ -143,6 +143,7 @@ async fn serve_connection(
                 reporter: Reporter::Destination,
                 service: &app_name,
                 cluster: &inbound.name,
+                destination_cluster: inbound.metrics.source_cluster(),
                 listener: &inbound.name,
             };
             tunnel(stream, app, &inbound.metrics, &labels).await;
@@ -224,6 +225,7 @@ async fn forward(
         reporter: Reporter::Destination,
         service: &app_name,
         cluster: &inbound.name,
+        destination_cluster: inbound.metrics.source_cluster(),
         listener: &inbound.name,
     };
     count_request(&inbound.metrics, &labels, response.status(), local, started);

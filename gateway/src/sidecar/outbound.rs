@@ -30,7 +30,9 @@ use super::dial::{DialError, Dialer};
 use super::identity::{ALPN_HTTP1, ALPN_TCP};
 use super::target::{MeshTarget, SUBSET_HEADER, TargetError};
 use super::tunnel::{Reporter, TunnelLabels, count_request, tunnel};
+use crate::config::EndpointConfig;
 use crate::http::headers::remove_hop_by_hop;
+use crate::metrics::UNKNOWN;
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
@@ -147,7 +149,9 @@ async fn handle(
         let labels = TunnelLabels {
             reporter: Reporter::Source,
             service: target.as_ref().map_or("unknown", |t| t.key.host()),
-            cluster: cluster.as_deref().unwrap_or("unknown"),
+            cluster: cluster.as_deref().unwrap_or(UNKNOWN),
+            // The forwarded request's endpoint is chosen inside the dial and not handed back.
+            destination_cluster: UNKNOWN,
             listener: LISTENER,
         };
         count_request(
@@ -194,6 +198,7 @@ async fn connect(
                     reporter: Reporter::Source,
                     service: &service,
                     cluster: &dialled.cluster,
+                    destination_cluster: EndpointConfig::cluster_label(&dialled.cluster_id),
                     listener: LISTENER,
                 };
                 tunnel(TokioIo::new(upgraded), dialled.stream, &metrics, &labels).await;

@@ -26,7 +26,10 @@ impl Reporter {
 pub struct TunnelLabels<'a> {
     pub reporter: Reporter,
     pub service: &'a str,
+    /// The Envoy-style cluster name (`upstream_cluster`).
     pub cluster: &'a str,
+    /// Istio's `destination_cluster`: the destination's cluster id ("unknown" if not known).
+    pub destination_cluster: &'a str,
     pub listener: &'a str,
 }
 
@@ -38,8 +41,10 @@ where
 {
     let counters = metrics.connection_opened(&TcpLabels {
         reporter: labels.reporter.label(),
+        source_cluster: metrics.source_cluster().to_owned(),
         destination_service: labels.service.to_owned(),
-        destination_cluster: labels.cluster.to_owned(),
+        destination_cluster: labels.destination_cluster.to_owned(),
+        upstream_cluster: labels.cluster.to_owned(),
         request_protocol: "tcp",
         connection_security_policy: SECURITY_MUTUAL_TLS,
         listener: labels.listener.to_owned(),
@@ -95,8 +100,10 @@ pub fn count_request(
     metrics.request_served(
         &crate::metrics::RequestLabels {
             reporter: labels.reporter.label(),
+            source_cluster: metrics.source_cluster().to_owned(),
             destination_service: labels.service.to_owned(),
-            destination_cluster: labels.cluster.to_owned(),
+            destination_cluster: labels.destination_cluster.to_owned(),
+            upstream_cluster: labels.cluster.to_owned(),
             request_protocol: "http",
             response_code: status.as_u16(),
             response_flags: response_flags(status, local),

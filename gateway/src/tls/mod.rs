@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ListenerKey, RuntimeConfig, TerminatedRouting, TerminatingServer};
+use crate::config::{
+    EndpointConfig, ListenerKey, RuntimeConfig, TerminatedRouting, TerminatingServer,
+};
 use crate::http::{ConnectionContext, TlsInfo, headers::client_cert_header};
 use crate::metrics::{REPORTER_SOURCE, SECURITY_MUTUAL_TLS, TcpLabels};
 use crate::proxy::{Proxy, RejectReason, copy_both_ways};
@@ -192,8 +194,10 @@ async fn forward_tcp(
     };
     let counters = proxy.metrics.connection_opened(&TcpLabels {
         reporter: REPORTER_SOURCE,
+        source_cluster: proxy.metrics.source_cluster().to_owned(),
         destination_service: cluster.service.clone(),
-        destination_cluster: cluster.name.clone(),
+        destination_cluster: EndpointConfig::cluster_label(&connected.cluster_id).to_owned(),
+        upstream_cluster: cluster.name.clone(),
         request_protocol: "tcp",
         connection_security_policy: if tls.mutual {
             SECURITY_MUTUAL_TLS

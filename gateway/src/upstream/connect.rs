@@ -36,6 +36,8 @@ pub enum ConnectError {
 pub struct Connected {
     pub stream: TcpStream,
     pub address: SocketAddr,
+    /// The endpoint's Istio cluster id (empty if unknown).
+    pub cluster_id: std::sync::Arc<str>,
     /// Keeps the endpoint's active-connection count up while the connection lives.
     pub active: ActiveConnection,
 }
@@ -64,6 +66,7 @@ pub async fn connect(
                 return Ok(Connected {
                     stream,
                     address: picked.address,
+                    cluster_id: picked.cluster_id,
                     active: picked.active,
                 });
             }

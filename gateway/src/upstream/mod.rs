@@ -64,6 +64,8 @@ impl Drop for ActiveConnection {
 #[derive(Debug)]
 pub struct Picked {
     pub address: SocketAddr,
+    /// The chosen endpoint's Istio cluster id (empty if unknown).
+    pub cluster_id: Arc<str>,
     pub active: ActiveConnection,
 }
 
@@ -127,6 +129,8 @@ impl Upstreams {
                 health: EndpointHealth::Healthy,
                 network: String::new(),
                 network_gateway: false,
+                // A ServiceEntry host belongs to no cluster of the mesh.
+                cluster_id: Arc::from(""),
             }));
         }
         Cow::Owned(endpoints)
@@ -252,11 +256,14 @@ impl Upstreams {
             }
             LbPolicy::Random => balancer::weighted_random(&weights, random::random_u64())?,
         };
-        let address = pool.get(chosen)?.address;
+        let endpoint = pool.get(chosen)?;
+        let address = endpoint.address;
+        let cluster_id = Arc::clone(&endpoint.cluster_id);
         let state = balance.endpoints.entry(address).or_default();
         state.active.fetch_add(1, Ordering::Relaxed);
         Some(Picked {
             address,
+            cluster_id,
             active: ActiveConnection(Arc::clone(&state.active)),
         })
     }
@@ -361,6 +368,7 @@ mod tests {
             health: EndpointHealth::Healthy,
             network: String::new(),
             network_gateway: false,
+            cluster_id: Arc::from("cluster-1"),
         }
     }
 

@@ -512,3 +512,20 @@ where
     }
     false
 }
+
+/// A ClientHello as a mesh client sends it (ALPN `istio`), `None` leaving out the SNI.
+pub fn client_hello(sni: Option<&str>) -> Vec<u8> {
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"istio".to_vec()];
+    config.enable_sni = sni.is_some();
+    let name =
+        rustls::pki_types::ServerName::try_from(sni.unwrap_or("unused.test").to_owned()).unwrap();
+    let mut connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut hello = Vec::new();
+    while connection.wants_write() {
+        connection.write_tls(&mut hello).unwrap();
+    }
+    hello
+}

@@ -155,6 +155,7 @@ pub async fn start(workdir: &Workdir) -> anyhow::Result<Running> {
             admin_address: addr(network, GATEWAY_HOST, 15000),
             listener_address: Some(addr(network, GATEWAY_HOST, 0).ip()),
             network: Some(format!("network{network}")),
+            cluster: Some(cluster.into()),
             data_plane_threads: 1,
             ..GatewayOptions::default()
         };
@@ -206,6 +207,7 @@ pub async fn start(workdir: &Workdir) -> anyhow::Result<Running> {
         let is_client = workload.endpoints.is_empty();
         let mut gateway_options = GatewayOptions::ephemeral();
         gateway_options.network = Some(format!("network{}", workload.network));
+        gateway_options.cluster = Some(workload.cluster.into());
         gateway_options.data_plane_threads = 1;
         if is_client {
             gateway_options.admin_address = CLIENT_ADMIN;

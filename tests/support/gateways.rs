@@ -23,6 +23,8 @@ pub struct GatewaySpec {
     pub listener_ip: IpAddr,
     /// The gateway's own mesh certificate, for ISTIO_MUTUAL servers and origination.
     pub mesh_identity: Option<gateway::MeshIdentity>,
+    /// DNS servers for ServiceEntry `resolution: DNS` hosts (empty: /etc/resolv.conf).
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 impl GatewaySpec {
@@ -35,6 +37,7 @@ impl GatewaySpec {
             labels: vec![("istio".into(), "eastwestgateway".into())],
             listener_ip: listener_ip.parse().unwrap(),
             mesh_identity: None,
+            dns_servers: Vec::new(),
         }
     }
 
@@ -85,6 +88,7 @@ impl TestGateway {
             network: Some(spec.network.clone()),
             mesh_identity: spec.mesh_identity.clone(),
             cluster: Some(spec.cluster.clone()),
+            dns_servers: spec.dns_servers.clone(),
             ..GatewayOptions::ephemeral()
         };
         let handle = Gateway::start(options).await.unwrap();

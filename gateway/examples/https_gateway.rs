@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use gateway::{Gateway, GatewayOptions};
+
+// The allocator of the `isthmus` binary, so the bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use multicluster::proto::{self, Protocol, TlsMode, http_route::Action, server::Routing};
 
 fn env(name: &str) -> Result<String, String> {

@@ -205,10 +205,7 @@ impl Session {
         }
 
         let version = self.connection.next_version();
-        let push = match &state.acked {
-            Some((base_version, base)) => prepared.push_over(version.clone(), base, base_version),
-            None => prepared.push(version.clone()),
-        };
+        let push = next_push(state, &prepared, version.clone());
         let delta = push.is_delta();
         permit.send(Ok(push));
         state.in_flight = Some(Arc::clone(&prepared));
@@ -263,6 +260,15 @@ impl Session {
     }
 }
 
+/// A delta over the version the gateway last ACKed on this stream, or the full config when
+/// there is none (a new stream, or a NACK since).
+fn next_push(state: &State, prepared: &Arc<PreparedConfig>, version: String) -> SharedPush {
+    match &state.acked {
+        Some((base_version, base)) => prepared.push_over(version, base, base_version),
+        None => prepared.push(version),
+    }
+}
+
 /// An answer must name exactly the version that is waiting for one.
 fn expect_awaited(
     state: &mut State,
@@ -298,6 +304,32 @@ mod tests {
             in_flight: None,
             acked: None,
         }
+    }
+
+    fn prepared(address: &str) -> Arc<PreparedConfig> {
+        let clusters = (0..4)
+            .map(|n| multicluster::proto::Cluster {
+                name: format!("outbound|80||s{n}.default.svc.cluster.local"),
+                endpoints: vec![multicluster::proto::Endpoint {
+                    address: if n == 0 { address } else { "10.0.0.1" }.into(),
+                    port: 80,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect();
+        Arc::new(PreparedConfig::new(multicluster::proto::GatewayConfig {
+            clusters,
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn a_new_stream_gets_a_full_push_then_deltas_over_the_acked_version() {
+        let mut state = state(None);
+        assert!(!next_push(&state, &prepared("10.0.0.2"), "1".into()).is_delta());
+        state.acked = Some(("1".into(), prepared("10.0.0.2")));
+        assert!(next_push(&state, &prepared("10.0.0.3"), "2".into()).is_delta());
     }
 
     #[test]

@@ -492,7 +492,11 @@ impl DiscoveryProcess {
             .arg(grpc.to_string())
             .arg("--monitor")
             .arg(monitor.to_string())
-            .env("ISTHMUS_LOG", "warn")
+            // BENCH_LOG (e.g. `discovery=debug,gateway=info`) shows where the time goes.
+            .env(
+                "ISTHMUS_LOG",
+                std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -738,6 +742,13 @@ fn versus(value: f64, target: f64) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        // The gateways' side of the split: validation and apply times.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let binary = match &args.binary {
         Some(binary) => binary.clone(),
         None => std::env::current_exe()?

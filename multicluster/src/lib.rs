@@ -4,6 +4,7 @@
 //! Nothing here does IO. Both the control plane and the data plane depend on this crate and on
 //! nothing of each other, so every rule they must agree on lives here.
 
+pub mod delta;
 pub mod model;
 pub mod proto;
 mod proto_serde;

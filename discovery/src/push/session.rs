@@ -76,6 +76,11 @@ struct State {
     last_content: Option<Arc<PreparedConfig>>,
     /// The version sent and not yet ACKed or NACKed.
     awaiting: Option<String>,
+    /// What `awaiting` carries, to become `acked` when the gateway ACKs it.
+    in_flight: Option<Arc<PreparedConfig>>,
+    /// The version this gateway last ACKed on this stream and its content: the base of the
+    /// next delta. A new stream starts without one, so a reconnecting gateway gets a full push.
+    acked: Option<(String, Arc<PreparedConfig>)>,
 }
 
 /// What woke the session up.
@@ -100,6 +105,8 @@ impl Session {
             changes_closed: false,
             last_content: None,
             awaiting: None,
+            in_flight: None,
+            acked: None,
         };
         let result = self.serve(&mut state).await;
         let gateway = self.identity.name.as_str();
@@ -198,7 +205,10 @@ impl Session {
         }
 
         let version = self.connection.next_version();
-        permit.send(Ok(prepared.push(version.clone())));
+        let push = next_push(state, &prepared, version.clone());
+        let delta = push.is_delta();
+        permit.send(Ok(push));
+        state.in_flight = Some(Arc::clone(&prepared));
         state.last_content = Some(prepared);
         state.awaiting = Some(version.clone());
         self.connection.sent(&version);
@@ -208,6 +218,7 @@ impl Session {
             gateway = %self.identity.name,
             version,
             r#type = kind.as_str(),
+            delta,
             "pushed configuration"
         );
         Ok(Flow::Continue)
@@ -219,12 +230,20 @@ impl Session {
             Some(Kind::Hello(_)) => Err(SessionError::SecondHello),
             Some(Kind::Ack(ack)) => {
                 expect_awaited(state, "ack", &ack.version)?;
+                state.acked = state
+                    .in_flight
+                    .take()
+                    .map(|content| (ack.version.clone(), content));
                 self.connection.acked(&ack.version);
                 debug!(gateway = %self.identity.name, version = ack.version, "gateway acked");
                 Ok(())
             }
             Some(Kind::Nack(nack)) => {
                 expect_awaited(state, "nack", &nack.version)?;
+                // The gateway stays on its previous version, but whatever made it refuse may
+                // also have left its copy unlike ours: the next push is whole.
+                state.in_flight = None;
+                state.acked = None;
                 self.connection.nacked(&nack.version, &nack.problems);
                 self.metrics.record_nack();
                 warn!(
@@ -238,6 +257,15 @@ impl Session {
                 Ok(())
             }
         }
+    }
+}
+
+/// A delta over the version the gateway last ACKed on this stream, or the full config when
+/// there is none (a new stream, or a NACK since).
+fn next_push(state: &State, prepared: &Arc<PreparedConfig>, version: String) -> SharedPush {
+    match &state.acked {
+        Some((base_version, base)) => prepared.push_over(version, base, base_version),
+        None => prepared.push(version),
     }
 }
 
@@ -273,7 +301,35 @@ mod tests {
             changes_closed: false,
             last_content: None,
             awaiting: awaiting.map(str::to_owned),
+            in_flight: None,
+            acked: None,
         }
+    }
+
+    fn prepared(address: &str) -> Arc<PreparedConfig> {
+        let clusters = (0..4)
+            .map(|n| multicluster::proto::Cluster {
+                name: format!("outbound|80||s{n}.default.svc.cluster.local"),
+                endpoints: vec![multicluster::proto::Endpoint {
+                    address: if n == 0 { address } else { "10.0.0.1" }.into(),
+                    port: 80,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect();
+        Arc::new(PreparedConfig::new(multicluster::proto::GatewayConfig {
+            clusters,
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn a_new_stream_gets_a_full_push_then_deltas_over_the_acked_version() {
+        let mut state = state(None);
+        assert!(!next_push(&state, &prepared("10.0.0.2"), "1".into()).is_delta());
+        state.acked = Some(("1".into(), prepared("10.0.0.2")));
+        assert!(next_push(&state, &prepared("10.0.0.3"), "2".into()).is_delta());
     }
 
     #[test]

@@ -5,7 +5,14 @@
 //! push cost saved: each stream only adds its own version. The generated server sends
 //! [`SharedPush`] where the protocol says `ConfigPush` (build.rs maps the type), and the bytes
 //! on the wire are exactly a `ConfigPush`.
+//!
+//! A push is either the full configuration or, when only clusters changed since the version the
+//! gateway last ACKed, a `ConfigDelta` carrying just those clusters. The delta's clusters are
+//! slices of the full encoding: `ConfigDelta.clusters` has the field number of
+//! `GatewayConfig.clusters`, so a cluster's bytes, key included, are the same in both.
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes};
@@ -15,22 +22,51 @@ use prost::{DecodeError, Message};
 
 /// `ConfigPush.config`.
 const CONFIG_FIELD: u32 = 1;
-/// `GatewayConfig.version`.
+/// `ConfigPush.delta`.
+const DELTA_FIELD: u32 = 2;
+/// `GatewayConfig.version`, and `ConfigDelta.version`.
 const VERSION_FIELD: u32 = 1;
+/// `GatewayConfig.clusters`, and `ConfigDelta.clusters`.
+const CLUSTERS_FIELD: u32 = 3;
+/// `ConfigDelta.base_version`.
+const BASE_VERSION_FIELD: u32 = 2;
+/// `ConfigDelta.removed_clusters`.
+const REMOVED_FIELD: u32 = 4;
 
 /// One gateway configuration, computed and encoded once.
 #[derive(Debug, PartialEq)]
 pub struct PreparedConfig {
     /// The `GatewayConfig` encoded with an empty version.
     encoded: Bytes,
+    /// Each cluster's name and where its field (key, length and message) lies in `encoded`.
+    clusters: Vec<(String, Range<usize>)>,
+    /// Where the clusters' fields lie together: prost writes fields in tag order, so everything
+    /// before and after this span is the rest of the configuration.
+    clusters_span: Range<usize>,
 }
 
 impl PreparedConfig {
     /// Encodes `config`; its version is ignored (the push layer assigns versions per gateway).
     pub fn new(mut config: GatewayConfig) -> Self {
         config.version.clear();
+        let encoded = Bytes::from(config.encode_to_vec());
+        let ranges = cluster_fields(&encoded);
+        let clusters_span = match (ranges.first(), ranges.last()) {
+            (Some(first), Some(last)) => first.start..last.end,
+            // No clusters: an empty span where they would be; any delta then sends them all.
+            _ => 0..0,
+        };
+        // prost writes the repeated field in vector order, so the n-th field is the n-th cluster.
+        let clusters = config
+            .clusters
+            .into_iter()
+            .map(|cluster| cluster.name)
+            .zip(ranges)
+            .collect();
         PreparedConfig {
-            encoded: Bytes::from(config.encode_to_vec()),
+            encoded,
+            clusters,
+            clusters_span,
         }
     }
 
@@ -44,39 +80,210 @@ impl PreparedConfig {
     pub(crate) fn push(self: &Arc<Self>, version: String) -> SharedPush {
         SharedPush {
             version,
-            config: self.encoded.clone(),
+            body: Body::Full(self.encoded.clone()),
+        }
+    }
+
+    /// The push of this configuration as `version` for a gateway holding `base` as
+    /// `base_version`: a delta when only clusters differ and the delta is the smaller message,
+    /// else the full configuration.
+    pub(crate) fn push_over(
+        self: &Arc<Self>,
+        version: String,
+        base: &PreparedConfig,
+        base_version: &str,
+    ) -> SharedPush {
+        match self.delta_from(base) {
+            Some((clusters, removed)) => SharedPush {
+                version,
+                body: Body::Delta {
+                    base_version: base_version.to_owned(),
+                    clusters,
+                    removed,
+                },
+            },
+            None => self.push(version),
+        }
+    }
+
+    fn rest(&self) -> (&[u8], &[u8]) {
+        (
+            &self.encoded[..self.clusters_span.start],
+            &self.encoded[self.clusters_span.end..],
+        )
+    }
+
+    /// The changed or added clusters' fields and the removed clusters' names, or `None` when
+    /// anything but clusters changed or the delta would not be smaller than the whole.
+    fn delta_from(&self, base: &PreparedConfig) -> Option<(Vec<Bytes>, Vec<String>)> {
+        if self.clusters.is_empty() || base.clusters.is_empty() || self.rest() != base.rest() {
+            return None;
+        }
+        let before: HashMap<&str, &[u8]> = base
+            .clusters
+            .iter()
+            .map(|(name, range)| (name.as_str(), &base.encoded[range.clone()]))
+            .collect();
+        let mut size = 0;
+        let mut changed = Vec::new();
+        for (name, range) in &self.clusters {
+            let bytes = &self.encoded[range.clone()];
+            if before.get(name.as_str()) != Some(&bytes) {
+                size += bytes.len();
+                changed.push(self.encoded.slice(range.clone()));
+            }
+        }
+        let now: std::collections::HashSet<&str> = self
+            .clusters
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let removed: Vec<String> = base
+            .clusters
+            .iter()
+            .filter(|(name, _)| !now.contains(name.as_str()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        size += removed.iter().map(String::len).sum::<usize>();
+        // Past half the whole, the gateway's merge buys little over decoding the full config.
+        (size < self.encoded.len() / 2).then_some((changed, removed))
+    }
+}
+
+/// The byte ranges of every top-level `clusters` field of an encoded `GatewayConfig`.
+fn cluster_fields(encoded: &[u8]) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut rest = encoded;
+    while !rest.is_empty() {
+        let start = encoded.len() - rest.len();
+        // The bytes are prost's own output, so they decode; stop quietly if they ever did not
+        // (the config is then only ever sent whole).
+        let Ok(key) = encoding::decode_varint(&mut rest) else {
+            return Vec::new();
+        };
+        let length = match WireType::try_from(key & 0x7) {
+            Ok(WireType::LengthDelimited) => match encoding::decode_varint(&mut rest) {
+                Ok(length) => length,
+                Err(_) => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
+        let Ok(length) = usize::try_from(length) else {
+            return Vec::new();
+        };
+        if length > rest.len() {
+            return Vec::new();
+        }
+        rest = &rest[length..];
+        if key >> 3 == u64::from(CLUSTERS_FIELD) {
+            ranges.push(start..encoded.len() - rest.len());
+        }
+    }
+    ranges
+}
+
+/// `ConfigPush` with the config's bytes shared between streams. Encode-only: discovery never
+/// receives one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedPush {
+    version: String,
+    body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Body {
+    /// `ConfigPush.config`: the encoded config without its version.
+    Full(Bytes),
+    /// `ConfigPush.delta`.
+    Delta {
+        base_version: String,
+        /// Encoded `clusters` fields, key included.
+        clusters: Vec<Bytes>,
+        removed: Vec<String>,
+    },
+}
+
+impl Default for SharedPush {
+    fn default() -> Self {
+        SharedPush {
+            version: String::new(),
+            body: Body::Full(Bytes::new()),
         }
     }
 }
 
-/// `ConfigPush { config }` with the config's bytes shared between streams. Encode-only: discovery
-/// never receives one.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SharedPush {
-    version: String,
-    config: Bytes,
+fn string_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        encoding::key_len(tag) + encoding::encoded_len_varint(value.len() as u64) + value.len()
+    }
+}
+
+fn encode_string(tag: u32, value: &str, buf: &mut impl BufMut) {
+    if !value.is_empty() {
+        encoding::encode_key(tag, WireType::LengthDelimited, buf);
+        encoding::encode_varint(value.len() as u64, buf);
+        buf.put_slice(value.as_bytes());
+    }
 }
 
 impl SharedPush {
-    fn config_len(&self) -> usize {
-        let version = if self.version.is_empty() {
-            0
-        } else {
-            encoding::string::encoded_len(VERSION_FIELD, &self.version)
-        };
-        version + self.config.len()
+    /// Whether this push is a delta (for logs and tests).
+    pub(crate) fn is_delta(&self) -> bool {
+        matches!(self.body, Body::Delta { .. })
+    }
+
+    fn field(&self) -> u32 {
+        match self.body {
+            Body::Full(_) => CONFIG_FIELD,
+            Body::Delta { .. } => DELTA_FIELD,
+        }
+    }
+
+    fn inner_len(&self) -> usize {
+        let version = string_len(VERSION_FIELD, &self.version);
+        match &self.body {
+            Body::Full(config) => version + config.len(),
+            Body::Delta {
+                base_version,
+                clusters,
+                removed,
+            } => {
+                version
+                    + string_len(BASE_VERSION_FIELD, base_version)
+                    + clusters.iter().map(Bytes::len).sum::<usize>()
+                    + removed
+                        .iter()
+                        .map(|name| string_len(REMOVED_FIELD, name))
+                        .sum::<usize>()
+            }
+        }
     }
 }
 
 impl Message for SharedPush {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        encoding::encode_key(CONFIG_FIELD, WireType::LengthDelimited, buf);
-        encoding::encode_varint(self.config_len() as u64, buf);
+        encoding::encode_key(self.field(), WireType::LengthDelimited, buf);
+        encoding::encode_varint(self.inner_len() as u64, buf);
         // Field 1 first, as prost would write it; the shared bytes never hold a version.
-        if !self.version.is_empty() {
-            encoding::string::encode(VERSION_FIELD, &self.version, buf);
+        encode_string(VERSION_FIELD, &self.version, buf);
+        match &self.body {
+            Body::Full(config) => buf.put_slice(config),
+            Body::Delta {
+                base_version,
+                clusters,
+                removed,
+            } => {
+                encode_string(BASE_VERSION_FIELD, base_version, buf);
+                for cluster in clusters {
+                    buf.put_slice(cluster);
+                }
+                for name in removed {
+                    encode_string(REMOVED_FIELD, name, buf);
+                }
+            }
         }
-        buf.put_slice(&self.config);
     }
 
     fn merge_field(
@@ -90,13 +297,12 @@ impl Message for SharedPush {
     }
 
     fn encoded_len(&self) -> usize {
-        let inner = self.config_len();
-        encoding::key_len(CONFIG_FIELD) + encoding::encoded_len_varint(inner as u64) + inner
+        let inner = self.inner_len();
+        encoding::key_len(self.field()) + encoding::encoded_len_varint(inner as u64) + inner
     }
 
     fn clear(&mut self) {
-        self.version.clear();
-        self.config = Bytes::new();
+        *self = SharedPush::default();
     }
 }
 
@@ -129,10 +335,101 @@ mod tests {
         assert_eq!(
             bytes,
             ConfigPush {
-                config: Some(expected)
+                config: Some(expected),
+                delta: None,
             }
             .encode_to_vec(),
             "byte for byte what prost writes"
         );
+    }
+}
+
+#[cfg(test)]
+mod delta_tests {
+    use multicluster::proto::{Cluster, ConfigPush, Endpoint, Listener};
+
+    use super::*;
+
+    fn cluster(name: &str, address: &str) -> Cluster {
+        Cluster {
+            name: name.into(),
+            endpoints: vec![Endpoint {
+                address: address.into(),
+                port: 80,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn config(clusters: Vec<Cluster>) -> GatewayConfig {
+        GatewayConfig {
+            listeners: vec![Listener {
+                name: "0.0.0.0_15443".into(),
+                port: 15443,
+                ..Default::default()
+            }],
+            clusters,
+            ..Default::default()
+        }
+    }
+
+    fn decode(push: &SharedPush) -> ConfigPush {
+        let bytes = push.encode_to_vec();
+        assert_eq!(bytes.len(), push.encoded_len());
+        ConfigPush::decode(bytes.as_slice()).expect("a ConfigPush")
+    }
+
+    #[test]
+    fn a_cluster_change_is_sent_as_a_delta_that_applies_to_the_full_config() {
+        let many: Vec<Cluster> = (0..10)
+            .map(|n| cluster(&format!("outbound|80||s{n}"), "10.0.0.1"))
+            .collect();
+        let before = config(many.clone());
+        let mut after_clusters = many;
+        after_clusters[3] = cluster("outbound|80||s3", "10.0.0.9");
+        after_clusters.remove(5);
+        after_clusters.push(cluster("outbound|80||s99", "10.0.0.7"));
+        let after = config(after_clusters);
+
+        let base = Arc::new(PreparedConfig::new(before.clone()));
+        let next = Arc::new(PreparedConfig::new(after.clone()));
+        let push = next.push_over("8".into(), &base, "7");
+        assert!(push.is_delta());
+        let decoded = decode(&push);
+        assert_eq!(decoded.config, None);
+        let delta = decoded.delta.expect("a delta");
+        assert_eq!(delta.clusters.len(), 2, "the changed and the added cluster");
+        assert_eq!(delta.removed_clusters, vec!["outbound|80||s5".to_owned()]);
+
+        let held = GatewayConfig {
+            version: "7".into(),
+            ..before
+        };
+        let applied = multicluster::delta::apply_delta(Some(&held), delta).expect("base matches");
+        let expected = GatewayConfig {
+            version: "8".into(),
+            ..after
+        };
+        assert_eq!(applied, expected, "a delta applied equals the full config");
+    }
+
+    #[test]
+    fn anything_but_clusters_changing_sends_the_full_config() {
+        let clusters: Vec<Cluster> = (0..10)
+            .map(|n| cluster(&format!("outbound|80||s{n}"), "10.0.0.1"))
+            .collect();
+        let before = config(clusters.clone());
+        let mut after = config(clusters);
+        after.listeners[0].port = 15444;
+        let base = Arc::new(PreparedConfig::new(before));
+        let next = Arc::new(PreparedConfig::new(after.clone()));
+        let push = next.push_over("2".into(), &base, "1");
+        assert!(!push.is_delta());
+        let expected = GatewayConfig {
+            version: "2".into(),
+            ..after
+        };
+        assert_eq!(decode(&push).config, Some(expected));
     }
 }

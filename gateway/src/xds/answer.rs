@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use multicluster::proto::{Ack, ConfigPush, GatewayMessage, Nack, gateway_message::Kind};
+use multicluster::proto::{
+    Ack, ConfigPush, GatewayConfig, GatewayMessage, Nack, gateway_message::Kind,
+};
 use tracing::{info, warn};
 
 use super::ConfigSink;
@@ -35,14 +37,44 @@ impl Outcome {
 }
 
 /// Validates the pushed config and, if it is sound, hands it to the sink.
-pub async fn answer<S: ConfigSink>(push: ConfigPush, sink: &Arc<S>) -> Outcome {
-    let Some(config) = push.config else {
-        return refused(
-            String::new(),
-            vec!["push carries no configuration; discovery must send a GatewayConfig".into()],
-        );
+///
+/// `held` is the last configuration this stream applied, the base of a delta; it is replaced
+/// only when a push is applied, so a refused delta leaves the gateway on its previous version.
+pub async fn answer<S: ConfigSink>(
+    push: ConfigPush,
+    sink: &Arc<S>,
+    held: &mut Option<GatewayConfig>,
+) -> Outcome {
+    let config = match (push.config, push.delta) {
+        (Some(config), None) => config,
+        (None, Some(delta)) => match multicluster::delta::apply_delta(held.as_ref(), delta) {
+            Ok(config) => config,
+            Err(error) => {
+                let version = match &error {
+                    multicluster::delta::DeltaError::BaseMismatch { version, .. } => {
+                        version.clone()
+                    }
+                };
+                return refused(version, vec![error.to_string()]);
+            }
+        },
+        (Some(config), Some(_)) => {
+            return refused(
+                config.version,
+                vec![
+                    "push carries both a configuration and a delta; discovery must send one".into(),
+                ],
+            );
+        }
+        (None, None) => {
+            return refused(
+                String::new(),
+                vec!["push carries no configuration; discovery must send a GatewayConfig".into()],
+            );
+        }
     };
     let version = config.version.clone();
+    let validating = std::time::Instant::now();
     let problems: Vec<String> = multicluster::validate(&config)
         .iter()
         .map(ToString::to_string)
@@ -51,13 +83,22 @@ pub async fn answer<S: ConfigSink>(push: ConfigPush, sink: &Arc<S>) -> Outcome {
         return refused(version, problems);
     }
 
+    let validate_ms = validating.elapsed().as_secs_f64() * 1000.0;
+    let applying = std::time::Instant::now();
     let sink = Arc::clone(sink);
     // Building listeners and TLS configs may block (files, key parsing); keep it off the
     // control runtime's workers.
+    // The sink takes the config; the copy kept is the base the next delta applies onto.
+    let kept = config.clone();
     let applied = tokio::task::spawn_blocking(move || sink.apply(config)).await;
     match applied {
         Ok(Ok(())) => {
-            info!(version, "applied configuration from discovery");
+            *held = Some(kept);
+            let apply_ms = applying.elapsed().as_secs_f64() * 1000.0;
+            info!(
+                version,
+                validate_ms, apply_ms, "applied configuration from discovery"
+            );
             Outcome::Applied { version }
         }
         Ok(Err(problems)) if problems.is_empty() => refused(
@@ -117,13 +158,107 @@ mod tests {
                 version: version.into(),
                 ..Default::default()
             }),
+            delta: None,
         }
+    }
+
+    fn cluster(name: &str, address: &str) -> multicluster::proto::Cluster {
+        multicluster::proto::Cluster {
+            name: name.into(),
+            service: "a.default.svc.cluster.local".into(),
+            port: 80,
+            endpoints: vec![multicluster::proto::Endpoint {
+                address: address.into(),
+                port: 8080,
+                weight: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn delta(version: &str, base: &str, clusters: Vec<multicluster::proto::Cluster>) -> ConfigPush {
+        ConfigPush {
+            config: None,
+            delta: Some(multicluster::proto::ConfigDelta {
+                version: version.into(),
+                base_version: base.into(),
+                clusters,
+                removed_clusters: Vec::new(),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn delta_is_applied_onto_the_held_config() {
+        let sink = Arc::new(RecordingSink::default());
+        let mut held = None;
+        let full = ConfigPush {
+            config: Some(GatewayConfig {
+                version: "1".into(),
+                clusters: vec![cluster(
+                    "outbound|80||a.default.svc.cluster.local",
+                    "10.0.0.1",
+                )],
+                ..Default::default()
+            }),
+            delta: None,
+        };
+        assert!(matches!(
+            answer(full, &sink, &mut held).await,
+            Outcome::Applied { .. }
+        ));
+        let moved = cluster("outbound|80||a.default.svc.cluster.local", "10.0.0.2");
+        let outcome = answer(delta("2", "1", vec![moved.clone()]), &sink, &mut held).await;
+        assert_eq!(
+            outcome,
+            Outcome::Applied {
+                version: "2".into()
+            }
+        );
+        let held = held.expect("applied");
+        assert_eq!(held.version, "2");
+        assert_eq!(held.clusters, vec![moved]);
+        assert_eq!(*sink.applied.lock().expect("not poisoned"), vec!["1", "2"]);
+    }
+
+    #[tokio::test]
+    async fn refused_delta_keeps_the_previous_version() {
+        let sink = Arc::new(RecordingSink::default());
+        let base = GatewayConfig {
+            version: "1".into(),
+            clusters: vec![cluster(
+                "outbound|80||a.default.svc.cluster.local",
+                "10.0.0.1",
+            )],
+            ..Default::default()
+        };
+        let mut held = Some(base.clone());
+        // Against a version this stream does not hold.
+        let outcome = answer(delta("3", "2", Vec::new()), &sink, &mut held).await;
+        assert!(
+            matches!(&outcome, Outcome::Refused(r) if r.version == "3"),
+            "{outcome:?}"
+        );
+        // Onto the right base, but invalid: a cluster without a name.
+        let outcome = answer(
+            delta("4", "1", vec![cluster("", "10.0.0.2")]),
+            &sink,
+            &mut held,
+        )
+        .await;
+        assert!(
+            matches!(&outcome, Outcome::Refused(r) if r.version == "4"),
+            "{outcome:?}"
+        );
+        assert_eq!(held, Some(base), "still on version 1");
+        assert!(sink.applied.lock().expect("not poisoned").is_empty());
     }
 
     #[tokio::test]
     async fn valid_config_is_applied_and_acked() {
         let sink = Arc::new(RecordingSink::default());
-        let outcome = answer(push("3"), &sink).await;
+        let outcome = answer(push("3"), &sink, &mut None).await;
         assert_eq!(
             outcome,
             Outcome::Applied {
@@ -143,7 +278,7 @@ mod tests {
     async fn invalid_config_is_nacked_without_reaching_the_sink() {
         let sink = Arc::new(RecordingSink::default());
         // An empty version is one of the problems validate() reports.
-        let outcome = answer(push(""), &sink).await;
+        let outcome = answer(push(""), &sink, &mut None).await;
         let Outcome::Refused(refused) = &outcome else {
             panic!("expected a refusal, got {outcome:?}");
         };
@@ -160,7 +295,7 @@ mod tests {
             refuse_with: Some(vec!["listener 0.0.0.0_443: port in use".into()]),
             ..Default::default()
         });
-        let outcome = answer(push("4"), &sink).await;
+        let outcome = answer(push("4"), &sink, &mut None).await;
         assert_eq!(
             outcome.to_message().kind,
             Some(Kind::Nack(Nack {
@@ -176,7 +311,7 @@ mod tests {
             refuse_with: Some(Vec::new()),
             ..Default::default()
         });
-        let Outcome::Refused(refused) = answer(push("5"), &sink).await else {
+        let Outcome::Refused(refused) = answer(push("5"), &sink, &mut None).await else {
             panic!("expected a refusal");
         };
         assert_eq!(refused.problems.len(), 1);
@@ -185,7 +320,15 @@ mod tests {
     #[tokio::test]
     async fn push_without_config_is_nacked() {
         let sink = Arc::new(RecordingSink::default());
-        let outcome = answer(ConfigPush { config: None }, &sink).await;
+        let outcome = answer(
+            ConfigPush {
+                config: None,
+                delta: None,
+            },
+            &sink,
+            &mut None,
+        )
+        .await;
         assert!(matches!(outcome, Outcome::Refused(_)), "{outcome:?}");
     }
 }

@@ -166,6 +166,8 @@ impl Client {
             status.last_error = None;
         });
 
+        // A new stream holds nothing yet: discovery starts it with a full configuration.
+        let mut held = None;
         loop {
             let push = match pushes.message().await {
                 Ok(Some(push)) => push,
@@ -178,7 +180,7 @@ impl Client {
                 }
             };
             *delivered_config = true;
-            let outcome = answer(push, sink).await;
+            let outcome = answer(push, sink, &mut held).await;
             self.status.send_modify(|status| match &outcome {
                 Outcome::Applied { version } => {
                     status.last_applied_version = Some(version.clone());

@@ -413,7 +413,6 @@ fn proto_endpoint(endpoint: &Endpoint, port: u16) -> proto::Endpoint {
             Health::Unhealthy => proto::Health::Unhealthy,
             Health::Draining => proto::Health::Draining,
         } as i32,
-        labels: endpoint.labels.clone(),
         service_account: endpoint.service_account.clone(),
         network_gateway: false,
     }

@@ -136,7 +136,6 @@ fn view_endpoint(endpoint: &ViewEndpoint, members: &[&Endpoint]) -> proto::Endpo
             multicluster::model::Health::Unhealthy => proto::Health::Unhealthy,
             multicluster::model::Health::Draining => proto::Health::Draining,
         } as i32,
-        labels: workload.map(|w| w.labels.clone()).unwrap_or_default(),
         // Behind a gateway stand many workloads: the caller accepts any mesh identity there.
         service_account: workload
             .map(|w| w.service_account.clone())

@@ -402,16 +402,17 @@ mod delta_tests {
         assert_eq!(delta.clusters.len(), 2, "the changed and the added cluster");
         assert_eq!(delta.removed_clusters, vec!["outbound|80||s5".to_owned()]);
 
-        let held = GatewayConfig {
+        let mut held = GatewayConfig {
             version: "7".into(),
             ..before
         };
-        let applied = multicluster::delta::apply_delta(Some(&held), delta).expect("base matches");
+        let (applied, _undo) =
+            multicluster::delta::apply_delta(Some(&mut held), delta).expect("base matches");
         let expected = GatewayConfig {
             version: "8".into(),
             ..after
         };
-        assert_eq!(applied, expected, "a delta applied equals the full config");
+        assert_eq!(*applied, expected, "a delta applied equals the full config");
     }
 
     #[test]

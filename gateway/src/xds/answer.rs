@@ -38,67 +38,83 @@ impl Outcome {
 
 /// Validates the pushed config and, if it is sound, hands it to the sink.
 ///
-/// `held` is the last configuration this stream applied, the base of a delta; it is replaced
-/// only when a push is applied, so a refused delta leaves the gateway on its previous version.
+/// `held` is the last configuration this stream applied, the base of a delta. A delta is
+/// applied onto it in place and put back if the result is refused, so a refused push leaves
+/// the gateway on its previous version either way.
 pub async fn answer<S: ConfigSink>(
     push: ConfigPush,
     sink: &Arc<S>,
     held: &mut Option<GatewayConfig>,
 ) -> Outcome {
-    let config = match (push.config, push.delta) {
-        (Some(config), None) => config,
-        (None, Some(delta)) => match multicluster::delta::apply_delta(held.as_ref(), delta) {
-            Ok(config) => config,
-            Err(error) => {
-                let version = match &error {
-                    multicluster::delta::DeltaError::BaseMismatch { version, .. } => {
-                        version.clone()
-                    }
-                };
-                return refused(version, vec![error.to_string()]);
+    match (push.config, push.delta) {
+        (Some(config), None) => {
+            let version = config.version.clone();
+            if let Err(problems) = check(&config) {
+                return refused(version, problems);
             }
-        },
-        (Some(config), Some(_)) => {
-            return refused(
-                config.version,
-                vec![
-                    "push carries both a configuration and a delta; discovery must send one".into(),
-                ],
-            );
+            // The sink takes a copy; the one kept is the base the next delta applies onto.
+            let outcome = hand_over(config.clone(), sink).await;
+            if matches!(outcome, Outcome::Applied { .. }) {
+                *held = Some(config);
+            }
+            outcome
         }
-        (None, None) => {
-            return refused(
-                String::new(),
-                vec!["push carries no configuration; discovery must send a GatewayConfig".into()],
-            );
+        (None, Some(delta)) => {
+            let (config, undo) = match multicluster::delta::apply_delta(held.as_mut(), delta) {
+                Ok(applied) => applied,
+                Err(error) => return refused(error.version().to_owned(), vec![error.to_string()]),
+            };
+            let version = config.version.clone();
+            let outcome = match check(config) {
+                Ok(()) => hand_over(config.clone(), sink).await,
+                Err(problems) => refused(version, problems),
+            };
+            if let (Outcome::Refused(_), Some(held)) = (&outcome, held.as_mut()) {
+                undo.restore(held);
+            }
+            outcome
         }
-    };
-    let version = config.version.clone();
+        (Some(config), Some(_)) => refused(
+            config.version,
+            vec!["push carries both a configuration and a delta; discovery must send one".into()],
+        ),
+        (None, None) => refused(
+            String::new(),
+            vec!["push carries no configuration; discovery must send a GatewayConfig".into()],
+        ),
+    }
+}
+
+/// Every problem `multicluster::validate` finds, or none.
+fn check(config: &GatewayConfig) -> Result<(), Vec<String>> {
     let validating = std::time::Instant::now();
-    let problems: Vec<String> = multicluster::validate(&config)
+    let problems: Vec<String> = multicluster::validate(config)
         .iter()
         .map(ToString::to_string)
         .collect();
-    if !problems.is_empty() {
-        return refused(version, problems);
+    tracing::debug!(
+        version = config.version,
+        validate_ms = validating.elapsed().as_secs_f64() * 1000.0,
+        problems = problems.len(),
+        "validated configuration from discovery"
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
+}
 
-    let validate_ms = validating.elapsed().as_secs_f64() * 1000.0;
+async fn hand_over<S: ConfigSink>(config: GatewayConfig, sink: &Arc<S>) -> Outcome {
+    let version = config.version.clone();
     let applying = std::time::Instant::now();
     let sink = Arc::clone(sink);
     // Building listeners and TLS configs may block (files, key parsing); keep it off the
     // control runtime's workers.
-    // The sink takes the config; the copy kept is the base the next delta applies onto.
-    let kept = config.clone();
-    let applied = tokio::task::spawn_blocking(move || sink.apply(config)).await;
-    match applied {
+    match tokio::task::spawn_blocking(move || sink.apply(config)).await {
         Ok(Ok(())) => {
-            *held = Some(kept);
             let apply_ms = applying.elapsed().as_secs_f64() * 1000.0;
-            info!(
-                version,
-                validate_ms, apply_ms, "applied configuration from discovery"
-            );
+            info!(version, apply_ms, "applied configuration from discovery");
             Outcome::Applied { version }
         }
         Ok(Err(problems)) if problems.is_empty() => refused(
@@ -253,6 +269,44 @@ mod tests {
         );
         assert_eq!(held, Some(base), "still on version 1");
         assert!(sink.applied.lock().expect("not poisoned").is_empty());
+    }
+
+    #[tokio::test]
+    async fn delta_the_sink_refuses_is_undone() {
+        let sink = Arc::new(RecordingSink {
+            refuse_with: Some(vec!["listener port 80 is taken".into()]),
+            ..Default::default()
+        });
+        let base = GatewayConfig {
+            version: "1".into(),
+            clusters: vec![
+                cluster("outbound|80||a.default.svc.cluster.local", "10.0.0.1"),
+                cluster("outbound|80||b.default.svc.cluster.local", "10.0.0.5"),
+            ],
+            ..Default::default()
+        };
+        let mut held = Some(base.clone());
+        let mut push = delta(
+            "2",
+            "1",
+            vec![
+                cluster("outbound|80||a.default.svc.cluster.local", "10.0.0.2"),
+                cluster("outbound|80||c.default.svc.cluster.local", "10.0.0.3"),
+            ],
+        );
+        if let Some(delta) = push.delta.as_mut() {
+            delta.removed_clusters = vec!["outbound|80||b.default.svc.cluster.local".into()];
+        }
+        let outcome = answer(push, &sink, &mut held).await;
+        assert!(
+            matches!(&outcome, Outcome::Refused(r) if r.version == "2" && r.problems == ["listener port 80 is taken"]),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            held,
+            Some(base),
+            "replaced, added and removed clusters put back"
+        );
     }
 
     #[tokio::test]

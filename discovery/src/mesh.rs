@@ -1,5 +1,7 @@
-//! The merged view of every cluster that translation consumes: pure data, rebuilt whole on every
-//! change and shared behind an `Arc`.
+//! The merged view of every cluster that translation consumes: pure data, shared behind an
+//! `Arc`. Each service record is an `Arc` of its own, so a generation that only moved some
+//! endpoints shares every other record with the one before (and translation can tell which
+//! records changed by pointer).
 //!
 //! A snapshot is complete on its own. It names what was left out and why ([`Rejection`]), so
 //! an operator reading an admin dump or a NACK can find the offending file without the logs.
@@ -7,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use multicluster::model::{ClusterId, Endpoint, NetworkGateway, NetworkId, Service};
@@ -28,7 +31,7 @@ pub struct MeshSnapshot {
     /// In the order of the mesh description, which is also the order of precedence.
     pub clusters: Vec<ClusterInfo>,
     /// Keyed by FQDN hostname (`reviews.default.svc.cluster.local`, or a ServiceEntry host).
-    pub services: BTreeMap<String, ServiceRecord>,
+    pub services: BTreeMap<String, Arc<ServiceRecord>>,
     /// Every address at which some network's east-west gateway can be reached, sorted.
     pub network_gateways: Vec<NetworkGateway>,
     /// Gateway Services whose address is a DNS name, with what it last resolved to.
@@ -48,7 +51,7 @@ pub struct MeshSnapshot {
 
 impl MeshSnapshot {
     pub fn service(&self, hostname: &str) -> Option<&ServiceRecord> {
-        self.services.get(hostname)
+        self.services.get(hostname).map(Arc::as_ref)
     }
 
     pub fn cluster(&self, id: &str) -> Option<&ClusterInfo> {

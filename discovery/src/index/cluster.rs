@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use multicluster::model::{ClusterId, NetworkId};
@@ -38,8 +39,8 @@ pub(crate) struct ClusterView<'a> {
     pub(crate) network: NetworkId,
     pub(crate) services: BTreeMap<ObjectKey, Entry<'a, Service>>,
     pub(crate) slices: Vec<Entry<'a, EndpointSlice>>,
-    pub(crate) pods_by_name: BTreeMap<ObjectKey, &'a Pod>,
-    pub(crate) pods_by_ip: BTreeMap<IpAddr, &'a Pod>,
+    pub(crate) pods_by_name: BTreeMap<ObjectKey, &'a Arc<Pod>>,
+    pub(crate) pods_by_ip: BTreeMap<IpAddr, &'a Arc<Pod>>,
     pub(crate) secrets: Vec<Entry<'a, Secret>>,
     /// Valid Istio objects (Gateway, VirtualService, DestinationRule, ServiceEntry) in file order.
     pub(crate) istio: Vec<&'a Decoded>,
@@ -174,7 +175,7 @@ fn qualified(decoded: &Decoded) -> String {
 
 /// Every IP the pod's status reports, deduplicated; unparsable entries are ignored since the
 /// pod is only used to enrich endpoints found through EndpointSlices.
-fn pod_ips(pod: &Pod) -> BTreeSet<IpAddr> {
+pub(crate) fn pod_ips(pod: &Pod) -> BTreeSet<IpAddr> {
     let Some(status) = &pod.status else {
         return BTreeSet::new();
     };

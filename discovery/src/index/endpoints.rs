@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use crate::resource::kubernetes::Endpoint as SliceEndpoint;
 use crate::resource::{EndpointSlice, Pod};
-use multicluster::model::{Endpoint, Health, Locality, NetworkId, ServiceName, ServicePort};
+use multicluster::model::{
+    ClusterId, Endpoint, Health, Locality, NetworkId, ServiceName, ServicePort,
+};
 
 use super::cluster::{ClusterView, Entry, ObjectKey};
 use super::labels::{
@@ -22,10 +24,39 @@ use super::problems::Problems;
 const KUBERNETES_ENDPOINT_WEIGHT: u32 = 1;
 const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
+/// What turning a slice into endpoints needs from its cluster: the full build's
+/// [`ClusterView`] and the incremental index (`incremental.rs`) both answer it, so both run
+/// the same code.
+pub(crate) trait SliceScope {
+    fn cluster(&self) -> &ClusterId;
+    /// The network of endpoints whose pod names none.
+    fn default_network(&self) -> &NetworkId;
+    fn pod_named(&self, key: &ObjectKey) -> Option<&Pod>;
+    fn pod_at(&self, address: &IpAddr) -> Option<&Pod>;
+}
+
+impl SliceScope for ClusterView<'_> {
+    fn cluster(&self) -> &ClusterId {
+        self.id
+    }
+
+    fn default_network(&self) -> &NetworkId {
+        &self.network
+    }
+
+    fn pod_named(&self, key: &ObjectKey) -> Option<&Pod> {
+        self.pods_by_name.get(key).map(|pod| pod.as_ref())
+    }
+
+    fn pod_at(&self, address: &IpAddr) -> Option<&Pod> {
+        self.pods_by_ip.get(address).map(|pod| pod.as_ref())
+    }
+}
+
 /// The endpoints one slice contributes, with the hostname of their service; `None` (after
 /// reporting why) when the slice belongs to no known Service.
 pub(crate) fn slice_endpoints(
-    view: &ClusterView<'_>,
+    view: &impl SliceScope,
     slice: Entry<'_, EndpointSlice>,
     service_ports: &BTreeMap<ObjectKey, Vec<ServicePort>>,
     domain_suffix: &str,
@@ -34,7 +65,7 @@ pub(crate) fn slice_endpoints(
     let namespace = slice.decoded.namespace();
     let Some(service_name) = label(&slice.object.metadata, SERVICE_NAME_LABEL) else {
         problems.warn(
-            view.id,
+            view.cluster(),
             slice.decoded,
             "metadata.labels",
             format!(
@@ -46,19 +77,19 @@ pub(crate) fn slice_endpoints(
     let key = (namespace.to_string(), service_name.to_string());
     let Some(ports) = service_ports.get(&key) else {
         problems.warn(
-            view.id,
+            view.cluster(),
             slice.decoded,
             "metadata.labels",
             format!(
                 "Service {namespace}/{service_name} is not declared in cluster {}: its endpoints here are ignored; add the Service to this cluster",
-                view.id
+                view.cluster()
             ),
         );
         return None;
     };
     if !matches!(slice.object.address_type.as_str(), "IPv4" | "IPv6") {
         problems.warn(
-            view.id,
+            view.cluster(),
             slice.decoded,
             "addressType",
             format!(
@@ -75,7 +106,7 @@ pub(crate) fn slice_endpoints(
         // Kubernetes: consumers use the first address; the others are for other purposes.
         let Some(first) = slice_endpoint.addresses.first() else {
             problems.error(
-                view.id,
+                view.cluster(),
                 slice.decoded,
                 &field,
                 "endpoint has no address: it is skipped",
@@ -84,7 +115,7 @@ pub(crate) fn slice_endpoints(
         };
         let Ok(address) = first.parse::<IpAddr>() else {
             problems.error(
-                view.id,
+                view.cluster(),
                 slice.decoded,
                 &format!("{field}[0]"),
                 format!("{first:?} is not an IP address: the endpoint is skipped"),
@@ -101,7 +132,7 @@ pub(crate) fn slice_endpoints(
 /// Service port number → endpoint port, matching slice ports to Service ports by name (the
 /// EndpointSlice controller names slice ports after the Service's ports).
 fn map_ports(
-    view: &ClusterView<'_>,
+    view: &impl SliceScope,
     slice: Entry<'_, EndpointSlice>,
     service_ports: &[ServicePort],
     problems: &mut Problems,
@@ -118,7 +149,7 @@ fn map_ports(
             .filter(|port| *port != 0)
         else {
             problems.error(
-                view.id,
+                view.cluster(),
                 slice.decoded,
                 &format!("ports[{index}].port"),
                 format!("port {name:?} has no valid number (1-65535): it is skipped"),
@@ -138,7 +169,7 @@ fn map_ports(
                     .map(|port| port.name.as_deref().unwrap_or("<unnamed>"))
                     .collect();
                 problems.warn(
-                    view.id,
+                    view.cluster(),
                     slice.decoded,
                     &format!("ports[{index}].name"),
                     format!(
@@ -152,30 +183,43 @@ fn map_ports(
     mapped
 }
 
-fn find_pod<'a>(
-    view: &ClusterView<'a>,
+fn find_pod<'v>(
+    view: &'v impl SliceScope,
     slice_namespace: &str,
     slice_endpoint: &SliceEndpoint,
     address: IpAddr,
-) -> Option<&'a Pod> {
-    let by_reference = slice_endpoint
+) -> Option<&'v Pod> {
+    pod_reference(slice_namespace, slice_endpoint)
+        .and_then(|key| view.pod_named(&key))
+        .or_else(|| view.pod_at(&address))
+}
+
+/// The pod an endpoint's `targetRef` names, if any. The incremental index asks the same
+/// question to learn which services a pod's change reaches, so the answer lives in one place.
+pub(crate) fn pod_reference(
+    slice_namespace: &str,
+    slice_endpoint: &SliceEndpoint,
+) -> Option<ObjectKey> {
+    let reference = slice_endpoint
         .target_ref
         .as_ref()
-        .filter(|reference| reference.kind.as_deref().is_none_or(|kind| kind == "Pod"))
-        .and_then(|reference| {
-            let name = reference.name.clone()?;
-            let namespace = reference
-                .namespace
-                .clone()
-                .filter(|namespace| !namespace.is_empty())
-                .unwrap_or_else(|| slice_namespace.to_string());
-            view.pods_by_name.get(&(namespace, name)).copied()
-        });
-    by_reference.or_else(|| view.pods_by_ip.get(&address).copied())
+        .filter(|reference| reference.kind.as_deref().is_none_or(|kind| kind == "Pod"))?;
+    let name = reference.name.clone()?;
+    let namespace = reference
+        .namespace
+        .clone()
+        .filter(|namespace| !namespace.is_empty())
+        .unwrap_or_else(|| slice_namespace.to_string());
+    Some((namespace, name))
+}
+
+/// The address consumers use (Kubernetes: the first; the others are for other purposes).
+pub(crate) fn first_address(slice_endpoint: &SliceEndpoint) -> Option<IpAddr> {
+    slice_endpoint.addresses.first()?.parse().ok()
 }
 
 fn endpoint(
-    view: &ClusterView<'_>,
+    view: &impl SliceScope,
     address: IpAddr,
     slice_endpoint: &SliceEndpoint,
     pod: Option<&Pod>,
@@ -184,7 +228,7 @@ fn endpoint(
     let pod_label = |key| pod.and_then(|pod| label(&pod.metadata, key));
     let network = pod_label(NETWORK_LABEL)
         .and_then(|network| NetworkId::new(network).ok())
-        .unwrap_or_else(|| view.network.clone());
+        .unwrap_or_else(|| view.default_network().clone());
     let locality = Locality {
         region: pod_label(REGION_LABEL).unwrap_or_default().to_string(),
         zone: pod_label(ZONE_LABEL)
@@ -207,7 +251,7 @@ fn endpoint(
         address,
         ports: ports.clone(),
         labels: pod.map(|pod| labels(&pod.metadata)).unwrap_or_default(),
-        cluster: view.id.clone(),
+        cluster: view.cluster().clone(),
         network,
         locality,
         service_account,

@@ -7,6 +7,7 @@
 mod cluster;
 mod endpoints;
 mod gateways;
+mod incremental;
 mod istio_config;
 pub mod labels;
 mod problems;
@@ -14,6 +15,7 @@ mod service_entries;
 mod services;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use multicluster::model::{ClusterId, ServicePort};
 
@@ -25,6 +27,8 @@ use crate::resource::Decoded;
 use cluster::{ClusterView, ObjectKey};
 use gateways::Gateways;
 use problems::Problems;
+
+pub use incremental::{Applied, EndpointIndex, FileChange, NeedsFullBuild};
 use services::ServiceTable;
 
 /// What a source read from one cluster.
@@ -61,10 +65,26 @@ pub struct IndexInput<'a> {
 
 /// Builds the mesh model.
 pub fn build_snapshot(input: IndexInput<'_>) -> MeshSnapshot {
+    build(input, None)
+}
+
+/// Builds the mesh model and the index that later endpoint-only changes update
+/// ([`EndpointIndex::apply`]).
+pub fn build_indexed(input: IndexInput<'_>) -> (MeshSnapshot, EndpointIndex) {
+    let mut index = EndpointIndex::new(
+        input.config.clusters.iter().map(|c| c.id.clone()).collect(),
+        input.config.domain_suffix.clone(),
+    );
+    let snapshot = build(input, Some(&mut index));
+    (snapshot, index)
+}
+
+fn build(input: IndexInput<'_>, index: Option<&mut EndpointIndex>) -> MeshSnapshot {
     let config = input.config;
     let mut problems = Problems::default();
     let mut infos = Vec::with_capacity(config.clusters.len());
     let mut views = Vec::with_capacity(config.clusters.len());
+    let mut reads = Vec::with_capacity(config.clusters.len());
     for cluster in &config.clusters {
         let read = input
             .clusters
@@ -86,6 +106,7 @@ pub fn build_snapshot(input: IndexInput<'_>) -> MeshSnapshot {
         for problem in &read.problems {
             problems.push(problem.clone());
         }
+        reads.push(read);
         views.push(ClusterView::new(
             &cluster.id,
             &cluster.network,
@@ -113,6 +134,11 @@ pub fn build_snapshot(input: IndexInput<'_>) -> MeshSnapshot {
             ports_by_service.insert(key.clone(), ports);
         }
         ports_by_cluster.push(ports_by_service);
+    }
+    if let Some(index) = index {
+        for ((view, ports), read) in views.iter().zip(&ports_by_cluster).zip(&reads) {
+            index.add_cluster(view, &read.resources, ports);
+        }
     }
     for (view, ports) in views.iter().zip(&ports_by_cluster) {
         for slice in &view.slices {
@@ -174,7 +200,11 @@ pub fn build_snapshot(input: IndexInput<'_>) -> MeshSnapshot {
         trust_domain: config.trust_domain.clone(),
         system_namespace: config.system_namespace.clone(),
         clusters: infos,
-        services: table.records,
+        services: table
+            .records
+            .into_iter()
+            .map(|(hostname, record)| (hostname, Arc::new(record)))
+            .collect(),
         network_gateways: gateways.addresses,
         gateway_hostnames: gateways.hostnames,
         gateways: istio.gateways,

@@ -159,38 +159,47 @@ impl ServiceTable {
         }
     }
 
-    /// Adds endpoints of one cluster; an address already known for that cluster gains the
-    /// ports it did not have (EndpointSlices may split one workload's ports).
+    /// Adds endpoints of one cluster (see [`merge_endpoints`]).
     pub(crate) fn add_endpoints(&mut self, hostname: &str, endpoints: Vec<Endpoint>) {
-        let Some(record) = self.records.get_mut(hostname) else {
-            return;
-        };
-        for endpoint in endpoints {
-            match record.endpoints.iter_mut().find(|known| {
-                known.cluster == endpoint.cluster && known.address == endpoint.address
-            }) {
-                Some(known) => {
-                    for (service_port, target) in endpoint.ports {
-                        known.ports.entry(service_port).or_insert(target);
-                    }
-                }
-                None => record.endpoints.push(endpoint),
-            }
+        if let Some(record) = self.records.get_mut(hostname) {
+            merge_endpoints(&mut record.endpoints, endpoints);
         }
     }
 
     /// Orders endpoints by cluster (in `cluster_order`) then address, for stable snapshots.
     pub(crate) fn sort_endpoints(&mut self, cluster_order: &[ClusterId]) {
-        let position = |cluster: &ClusterId| {
-            cluster_order
-                .iter()
-                .position(|known| known == cluster)
-                .unwrap_or(usize::MAX)
-        };
         for record in self.records.values_mut() {
-            record.endpoints.sort_by(|a, b| {
-                (position(&a.cluster), a.address).cmp(&(position(&b.cluster), b.address))
-            });
+            sort_endpoints(&mut record.endpoints, cluster_order);
         }
     }
+}
+
+/// Adds endpoints of one cluster to `known`; an address already known for that cluster gains
+/// the ports it did not have (EndpointSlices may split one workload's ports). Endpoints of
+/// different clusters never merge, which is what lets one cluster's share be recomputed alone.
+pub(crate) fn merge_endpoints(known: &mut Vec<Endpoint>, endpoints: Vec<Endpoint>) {
+    for endpoint in endpoints {
+        match known
+            .iter_mut()
+            .find(|known| known.cluster == endpoint.cluster && known.address == endpoint.address)
+        {
+            Some(known) => {
+                for (service_port, target) in endpoint.ports {
+                    known.ports.entry(service_port).or_insert(target);
+                }
+            }
+            None => known.push(endpoint),
+        }
+    }
+}
+
+/// Orders endpoints by cluster (in `cluster_order`) then address, for stable snapshots.
+pub(crate) fn sort_endpoints(endpoints: &mut [Endpoint], cluster_order: &[ClusterId]) {
+    let position = |cluster: &ClusterId| {
+        cluster_order
+            .iter()
+            .position(|known| known == cluster)
+            .unwrap_or(usize::MAX)
+    };
+    endpoints.sort_by_key(|endpoint| (position(&endpoint.cluster), endpoint.address));
 }

@@ -83,6 +83,22 @@ impl Resource {
         }
     }
 
+    /// Whether both are the same decoded object (not merely equal ones).
+    pub fn same_object(&self, other: &Resource) -> bool {
+        match (self, other) {
+            (Resource::Namespace(a), Resource::Namespace(b)) => Arc::ptr_eq(a, b),
+            (Resource::Service(a), Resource::Service(b)) => Arc::ptr_eq(a, b),
+            (Resource::EndpointSlice(a), Resource::EndpointSlice(b)) => Arc::ptr_eq(a, b),
+            (Resource::Pod(a), Resource::Pod(b)) => Arc::ptr_eq(a, b),
+            (Resource::Secret(a), Resource::Secret(b)) => Arc::ptr_eq(a, b),
+            (Resource::Gateway(a), Resource::Gateway(b)) => Arc::ptr_eq(a, b),
+            (Resource::VirtualService(a), Resource::VirtualService(b)) => Arc::ptr_eq(a, b),
+            (Resource::DestinationRule(a), Resource::DestinationRule(b)) => Arc::ptr_eq(a, b),
+            (Resource::ServiceEntry(a), Resource::ServiceEntry(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// `metadata.name` and `metadata.namespace` as written.
     fn name_and_namespace(&self) -> (Option<&str>, Option<&str>) {
         fn pair<'a>(

@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 
 use multicluster::model::ClusterId;
 
-use crate::index::ClusterResources;
+use crate::index::{ClusterResources, FileChange};
 use crate::mesh::{Rejection, Severity, SyncState};
 use crate::resource::{DecodeError, Decoded, decode_documents};
 
@@ -113,6 +113,15 @@ fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> V
     results.into_iter().flatten().collect()
 }
 
+/// Whether two resource lists are the very same objects (a file read again with equal content
+/// keeps its decoded objects), without comparing contents.
+fn same_arcs(a: &[Decoded], b: &[Decoded]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| a.origin == b.origin && a.resource.same_object(&b.resource))
+}
+
 /// Identifies a file's content without keeping it. Decoding dominates a refresh (a cluster of
 /// 30,000 pods is tens of MiB of YAML), and one event usually means one changed file, so the
 /// others are recognised by this and not decoded again. A 64-bit SipHash collision between two
@@ -151,8 +160,9 @@ impl ClusterDirectory {
     /// Reads the directory again. Every file is listed, so a lost watch event is repaired by the
     /// next refresh. With [`Refresh::Changed`] a file whose size, times and inode are those of
     /// the last read is taken as unchanged without reading it; [`Refresh::Full`] reads every
-    /// file and compares content. Files that did change are decoded in parallel.
-    pub(crate) fn refresh(&mut self, mode: Refresh) {
+    /// file and compares content. Files that did change are decoded in parallel. Returns the
+    /// files whose content changed, appeared or disappeared, so the index can follow them.
+    pub(crate) fn refresh(&mut self, mode: Refresh) -> Vec<FileChange> {
         let paths = match yaml_files(&self.directory) {
             Ok(paths) => paths,
             Err(error) => {
@@ -162,7 +172,7 @@ impl ClusterDirectory {
                 );
                 tracing::warn!(cluster = %self.cluster, directory = %self.directory.display(), %error, "cluster directory unreadable");
                 self.sync = SyncState::Failed(reason);
-                return;
+                return Vec::new();
             }
         };
         let mut previous = std::mem::take(&mut self.files);
@@ -185,11 +195,35 @@ impl ClusterDirectory {
         let reread = to_read.len();
         let this = &*self;
         let states = parallel_map(to_read, |(path, state, stamp)| {
+            // Only a read that decoded new content replaces the resources' `Arc`s.
+            let before = state
+                .as_ref()
+                .map(|state| (state.resources.clone(), state.problems.clone()));
             let mut state = this.read_file(&path, state);
             state.stamp = stamp;
-            (path, state)
+            let (before, problems_before) = before.unwrap_or_default();
+            let change = (!same_arcs(&before, &state.resources)
+                || problems_before != state.problems)
+                .then(|| FileChange {
+                    path: path.clone(),
+                    before,
+                    after: state.resources.clone(),
+                    problems_changed: problems_before != state.problems,
+                });
+            (path, state, change)
         });
-        self.files.extend(states);
+        let mut changes = Vec::new();
+        for (path, state, change) in states {
+            changes.extend(change);
+            self.files.insert(path, state);
+        }
+        // Files no longer listed were deleted.
+        changes.extend(previous.into_iter().map(|(path, state)| FileChange {
+            path,
+            problems_changed: !state.problems.is_empty(),
+            before: state.resources,
+            after: Vec::new(),
+        }));
         self.sync = SyncState::Synced;
         tracing::info!(
             cluster = %self.cluster,
@@ -200,6 +234,7 @@ impl ClusterDirectory {
             problems = self.files.values().map(|file| file.problems.len()).sum::<usize>(),
             "cluster directory read"
         );
+        changes
     }
 
     fn read_file(&self, path: &Path, mut previous: Option<FileState>) -> FileState {

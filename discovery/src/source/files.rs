@@ -9,12 +9,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::index::{ClusterResources, IndexInput, build_snapshot};
+use crate::index::{ClusterResources, FileChange, IndexInput, build_snapshot};
 use crate::mesh::{MeshSnapshot, SyncState};
 use crate::mesh_config::{ClusterConfig, ClusterSource, MeshConfig};
 use crate::resolve::{GatewayResolver, HostResolver, ResolvedHosts, system_resolver};
 
 use super::directory::{ClusterDirectory, Refresh};
+use super::publisher::Publisher;
 use super::watch::{DirectoryWatcher, Signal, collect_burst};
 use super::{ExternalClusters, SourceError};
 
@@ -123,16 +124,12 @@ impl FileMesh {
             .map(ClusterReader::new)
             .collect();
         let all: Vec<usize> = (0..readers.len()).collect();
-        readers = refresh_in_background(readers, &all, Refresh::Full).await?;
+        (readers, _) = refresh_in_background(readers, &all, Refresh::Full).await?;
 
         let resolver =
             GatewayResolver::spawn(self.resolver.clone().unwrap_or_else(system_resolver));
         let mut resolved = resolver.resolved();
-        let publisher = Publisher {
-            config: &self.config,
-            out: &out,
-            resolver: &resolver,
-        };
+        let mut publisher = Publisher::new(&self.config, &out, &resolver);
         let mut others = external_now(&mut external);
         let hosts = resolved.borrow_and_update().clone();
         publisher.publish(&readers, &others, &hosts, true);
@@ -164,7 +161,8 @@ impl FileMesh {
                     } else {
                         burst.clusters.into_iter().collect()
                     };
-                    readers = refresh_in_background(readers, &dirty, Refresh::Changed).await?;
+                    let changes;
+                    (readers, changes) = refresh_in_background(readers, &dirty, Refresh::Changed).await?;
                     // Where the time of one change goes (ISTHMUS_LOG=discovery=debug shows it).
                     tracing::debug!(
                         burst_ms = millis(reading - signalled),
@@ -174,7 +172,7 @@ impl FileMesh {
                     // A deleted directory loses its watch; it is watched again once it is back.
                     unwatched.extend(dirty.into_iter().filter(|index| readers[*index].has_failed()));
                     let hosts = resolved.borrow_and_update().clone();
-                    publisher.publish(&readers, &others, &hosts, false);
+                    publisher.publish_changes(&readers, &others, &hosts, changes);
                     if burst.closed {
                         return Err(SourceError::WatcherStopped);
                     }
@@ -187,7 +185,7 @@ impl FileMesh {
                     publisher.publish(&readers, &others, &hosts, false);
                 }
                 _ = resync.tick() => {
-                    readers = refresh_in_background(readers, &all, Refresh::Full).await?;
+                    (readers, _) = refresh_in_background(readers, &all, Refresh::Full).await?;
                     unwatched.retain(|index| {
                         readers[*index].has_failed() || watcher.watch(*index).is_err()
                     });
@@ -199,7 +197,7 @@ impl FileMesh {
     }
 }
 
-fn millis(duration: Duration) -> f64 {
+pub(super) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
@@ -256,20 +254,22 @@ fn watch_clusters(
     Ok((watcher, signals, unwatched))
 }
 
-/// Directory reads block, so they run on the blocking pool.
+/// Directory reads block, so they run on the blocking pool. Returns the readers and, by
+/// reader index, the files whose content changed.
 async fn refresh_in_background(
     mut readers: Vec<ClusterReader>,
     dirty: &[usize],
     mode: Refresh,
-) -> Result<Vec<ClusterReader>, SourceError> {
+) -> Result<(Vec<ClusterReader>, Vec<(usize, Vec<FileChange>)>), SourceError> {
     let dirty = dirty.to_vec();
     tokio::task::spawn_blocking(move || {
+        let mut changes = Vec::new();
         for index in dirty {
             if let Some(reader) = readers.get_mut(index) {
-                reader.refresh(mode);
+                changes.push((index, reader.refresh(mode)));
             }
         }
-        readers
+        (readers, changes)
     })
     .await
     .map_err(|error| SourceError::ReadTask {
@@ -277,75 +277,8 @@ async fn refresh_in_background(
     })
 }
 
-struct Publisher<'a> {
-    config: &'a MeshConfig,
-    out: &'a watch::Sender<Arc<MeshSnapshot>>,
-    resolver: &'a GatewayResolver,
-}
-
-impl Publisher<'_> {
-    /// Builds a snapshot and publishes it if it differs from the current one (or `always`).
-    fn publish(
-        &self,
-        readers: &[ClusterReader],
-        external: &ExternalClusters,
-        resolved: &ResolvedHosts,
-        always: bool,
-    ) {
-        // The index takes the first entry of each id: the other source's go first, so they
-        // replace the placeholders of the clusters this source does not read.
-        let mut clusters: Vec<ClusterResources> = external.clusters.clone();
-        clusters.extend(readers.iter().map(ClusterReader::resources));
-        let with_added;
-        let config = if external.added.is_empty() {
-            self.config
-        } else {
-            let mut config = self.config.clone();
-            config.clusters.extend(external.added.iter().cloned());
-            with_added = config;
-            &with_added
-        };
-        let current = self.out.borrow().generation;
-        let indexing = std::time::Instant::now();
-        let mut snapshot = build_snapshot(IndexInput {
-            config,
-            clusters: &clusters,
-            resolved,
-            generation: current,
-        });
-        self.resolver.set_hostnames(
-            snapshot
-                .gateway_hostnames
-                .iter()
-                .map(|gateway| gateway.hostname.clone())
-                .collect(),
-        );
-        let index_ms = millis(indexing.elapsed());
-        let comparing = std::time::Instant::now();
-        let unchanged = !always && **self.out.borrow() == snapshot;
-        let compare_ms = millis(comparing.elapsed());
-        if unchanged {
-            tracing::debug!(generation = current, "mesh unchanged, nothing published");
-            return;
-        }
-        snapshot.generation = current + 1;
-        tracing::info!(
-            generation = snapshot.generation,
-            clusters = snapshot.clusters.len(),
-            services = snapshot.services.len(),
-            network_gateways = snapshot.network_gateways.len(),
-            errors = snapshot.errors().count(),
-            warnings = snapshot.warnings().count(),
-            index_ms,
-            compare_ms,
-            "mesh snapshot published"
-        );
-        self.out.send_replace(Arc::new(snapshot));
-    }
-}
-
 /// How one configured cluster is read.
-enum ClusterReader {
+pub(super) enum ClusterReader {
     Files(ClusterDirectory),
     Unsupported(ClusterResources),
 }
@@ -367,6 +300,13 @@ impl ClusterReader {
         }
     }
 
+    pub(super) fn sync(&self) -> &SyncState {
+        match self {
+            ClusterReader::Files(directory) => directory.sync(),
+            ClusterReader::Unsupported(resources) => &resources.sync,
+        }
+    }
+
     fn has_failed(&self) -> bool {
         match self {
             ClusterReader::Files(directory) => matches!(directory.sync(), SyncState::Failed(_)),
@@ -374,13 +314,14 @@ impl ClusterReader {
         }
     }
 
-    fn refresh(&mut self, mode: Refresh) {
-        if let ClusterReader::Files(directory) = self {
-            directory.refresh(mode);
+    fn refresh(&mut self, mode: Refresh) -> Vec<FileChange> {
+        match self {
+            ClusterReader::Files(directory) => directory.refresh(mode),
+            ClusterReader::Unsupported(_) => Vec::new(),
         }
     }
 
-    fn resources(&self) -> ClusterResources {
+    pub(super) fn resources(&self) -> ClusterResources {
         match self {
             ClusterReader::Files(directory) => directory.resources(),
             ClusterReader::Unsupported(resources) => resources.clone(),

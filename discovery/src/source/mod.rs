@@ -7,6 +7,7 @@
 mod directory;
 mod files;
 pub mod kube;
+mod publisher;
 mod scan;
 mod watch;
 

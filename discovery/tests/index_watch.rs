@@ -305,3 +305,78 @@ async fn index_watch_a_truncated_file_keeps_its_resources_until_deleted() {
     assert!(deleted.rejections.is_empty(), "{:#?}", deleted.rejections);
     running.stop().await;
 }
+
+fn endpoints_yaml(pods: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (name, ip) in pods {
+        text.push_str(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: ns, labels: {{app: a}}}}\n\
+             spec: {{serviceAccountName: sa}}\nstatus: {{podIP: {ip}}}\n---\n"
+        ));
+    }
+    text.push_str(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: a-1\n  namespace: ns\n  labels: {kubernetes.io/service-name: a}\n\
+         addressType: IPv4\nports: [{name: http, port: 80}]\nendpoints:\n",
+    );
+    for (name, ip) in pods {
+        text.push_str(&format!(
+            "- addresses: [{ip}]\n  targetRef: {{kind: Pod, name: {name}, namespace: ns}}\n"
+        ));
+    }
+    text
+}
+
+fn addresses(snapshot: &MeshSnapshot, name: &str) -> Vec<String> {
+    snapshot.services[&format!("{name}.ns.svc.cluster.local")]
+        .endpoints
+        .iter()
+        .map(|endpoint| endpoint.address.to_string())
+        .collect()
+}
+
+/// The running source follows endpoint-only changes through its endpoint index rather than a
+/// rebuild; what it publishes must be what a source started afresh on the same files builds.
+#[tokio::test]
+async fn index_watch_endpoint_changes_publish_what_a_fresh_start_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), service_yaml("a", 80)).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), service_yaml("b", 81)).unwrap();
+    let pods = dir.path().join("a-endpoints.yaml");
+    std::fs::write(&pods, endpoints_yaml(&[("a-1", "10.0.0.1")])).unwrap();
+    let mut running = start(dir.path());
+    let first = running
+        .wait_for("first snapshot", |s| has_service(s, "a"))
+        .await;
+    assert_eq!(addresses(&first, "a"), ["10.0.0.1"]);
+
+    let steps: [&[(&str, &str)]; 3] = [
+        &[("a-1", "10.0.0.9"), ("a-2", "10.0.0.2")],
+        &[("a-2", "10.0.0.2")],
+        &[],
+    ];
+    for pods_now in steps {
+        std::fs::write(&pods, endpoints_yaml(pods_now)).unwrap();
+        let mut expected: Vec<String> = pods_now.iter().map(|(_, ip)| ip.to_string()).collect();
+        expected.sort();
+        let followed = running
+            .wait_for("endpoint change", |s| {
+                has_service(s, "a") && addresses(s, "a") == expected
+            })
+            .await;
+        assert!(
+            Arc::ptr_eq(
+                &followed.services["b.ns.svc.cluster.local"],
+                &first.services["b.ns.svc.cluster.local"]
+            ),
+            "an untouched service record is shared, so the change did not rebuild the mesh"
+        );
+
+        let mut fresh = start(dir.path());
+        let rebuilt = fresh.wait_for("fresh start", |s| s.generation >= 1).await;
+        fresh.stop().await;
+        let mut followed = (*followed).clone();
+        followed.generation = rebuilt.generation;
+        assert_eq!(followed, *rebuilt, "after writing {pods_now:?}");
+    }
+    running.stop().await;
+}

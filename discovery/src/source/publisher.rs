@@ -165,6 +165,9 @@ impl<'a> Publisher<'a> {
         resolved: &Arc<ResolvedHosts>,
         always: bool,
     ) {
+        // A full build needs no index, and keeping the old one alive while the new one is
+        // built would hold two at the peak.
+        self.last = None;
         // The index takes the first entry of each id: the other source's go first, so they
         // replace the placeholders of the clusters this source does not read.
         let mut clusters: Vec<ClusterResources> = external.clusters.clone();

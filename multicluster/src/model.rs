@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -23,8 +24,10 @@ pub enum ModelError {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
+        /// Shared, not copied: every endpoint names its cluster and network, and a mesh has
+        /// a hundred thousand endpoints but a handful of clusters.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn new(id: impl Into<String>) -> Result<Self, ModelError> {
@@ -32,7 +35,7 @@ macro_rules! id_type {
                 if id.is_empty() {
                     return Err(ModelError::Empty { what: $what });
                 }
-                Ok(Self(id))
+                Ok(Self(Arc::from(id)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -272,13 +275,17 @@ pub enum Health {
     Draining,
 }
 
+/// A workload's labels, shared: the replicas of one deployment carry the same set, so a
+/// mesh-wide index keeps one copy per set instead of one per endpoint.
+pub type Labels = Arc<BTreeMap<String, String>>;
+
 /// One backend instance of a service in one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub address: IpAddr,
     /// Service port number → the port this endpoint listens on.
     pub ports: BTreeMap<u16, u16>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub cluster: ClusterId,
     pub network: NetworkId,
     pub locality: Locality,

@@ -22,7 +22,7 @@ fn endpoint(address: &str, cluster: &str, network: &str) -> Endpoint {
     Endpoint {
         address: ip(address),
         ports: BTreeMap::from([(PORT, 9080)]),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         cluster: ClusterId::new(cluster).unwrap(),
         network: net(network),
         locality: Locality::parse("region1/zone1"),

@@ -11,7 +11,7 @@ use crate::istio::validate_resource;
 use crate::mesh::Severity;
 use crate::resource::{Decoded, EndpointSlice, Pod, Resource, Service};
 
-use super::labels::NETWORK_LABEL;
+use super::labels::{LabelInterner, NETWORK_LABEL};
 use super::problems::Problems;
 
 /// A typed object and the decoded resource it came from (for origins in messages).
@@ -44,6 +44,7 @@ pub(crate) struct ClusterView<'a> {
     pub(crate) secrets: Vec<Entry<'a, Secret>>,
     /// Valid Istio objects (Gateway, VirtualService, DestinationRule, ServiceEntry) in file order.
     pub(crate) istio: Vec<&'a Decoded>,
+    pub(crate) labels: LabelInterner,
 }
 
 impl<'a> ClusterView<'a> {
@@ -65,6 +66,7 @@ impl<'a> ClusterView<'a> {
             pods_by_ip: BTreeMap::new(),
             secrets: Vec::new(),
             istio: Vec::new(),
+            labels: LabelInterner::default(),
         };
         let mut first_seen: BTreeMap<(&str, &str, &str), &Decoded> = BTreeMap::new();
         for decoded in resources {

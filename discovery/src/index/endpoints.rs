@@ -10,13 +10,13 @@ use std::net::IpAddr;
 use crate::resource::kubernetes::Endpoint as SliceEndpoint;
 use crate::resource::{EndpointSlice, Pod};
 use multicluster::model::{
-    ClusterId, Endpoint, Health, Locality, NetworkId, ServiceName, ServicePort,
+    ClusterId, Endpoint, Health, Labels, Locality, NetworkId, ServiceName, ServicePort,
 };
 
 use super::cluster::{ClusterView, Entry, ObjectKey};
 use super::labels::{
     NETWORK_LABEL, REGION_LABEL, SERVICE_NAME_LABEL, SUBZONE_LABEL, TLS_MODE_ISTIO, TLS_MODE_LABEL,
-    ZONE_LABEL, label, labels,
+    ZONE_LABEL, label,
 };
 use super::problems::Problems;
 
@@ -33,6 +33,8 @@ pub(crate) trait SliceScope {
     fn default_network(&self) -> &NetworkId;
     fn pod_named(&self, key: &ObjectKey) -> Option<&Pod>;
     fn pod_at(&self, address: &IpAddr) -> Option<&Pod>;
+    /// `pod`'s labels, shared with every other endpoint whose pod has the same set.
+    fn labels_of(&self, pod: &Pod) -> Labels;
 }
 
 impl SliceScope for ClusterView<'_> {
@@ -50,6 +52,10 @@ impl SliceScope for ClusterView<'_> {
 
     fn pod_at(&self, address: &IpAddr) -> Option<&Pod> {
         self.pods_by_ip.get(address).map(|pod| pod.as_ref())
+    }
+
+    fn labels_of(&self, pod: &Pod) -> Labels {
+        self.labels.labels_of(&pod.metadata)
     }
 }
 
@@ -250,7 +256,7 @@ fn endpoint(
     Endpoint {
         address,
         ports: ports.clone(),
-        labels: pod.map(|pod| labels(&pod.metadata)).unwrap_or_default(),
+        labels: pod.map(|pod| view.labels_of(pod)).unwrap_or_default(),
         cluster: view.cluster().clone(),
         network,
         locality,

@@ -1,6 +1,9 @@
 //! The well-known labels the index reads, with the meaning Istio and Kubernetes give them.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use multicluster::model::Labels;
 
 use crate::resource::kubernetes::ObjectMeta;
 
@@ -19,10 +22,6 @@ pub const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
 /// On an EndpointSlice: the Service it belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-pub(crate) fn labels(metadata: &ObjectMeta) -> BTreeMap<String, String> {
-    metadata.labels.clone().unwrap_or_default()
-}
-
 pub(crate) fn label<'a>(metadata: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     metadata
         .labels
@@ -30,4 +29,56 @@ pub(crate) fn label<'a>(metadata: &'a ObjectMeta, key: &str) -> Option<&'a str> 
         .and_then(|labels| labels.get(key))
         .map(String::as_str)
         .filter(|value| !value.is_empty())
+}
+
+/// One shared copy of each distinct label set, for the endpoints of one build. Locked rather
+/// than borrowed mutably because the views that hand out endpoints are shared references.
+#[derive(Debug, Default)]
+pub(crate) struct LabelInterner {
+    known: Mutex<HashSet<Labels>>,
+}
+
+impl LabelInterner {
+    /// `metadata`'s labels as a shared set: the set met before if there was one.
+    pub(crate) fn labels_of(&self, metadata: &ObjectMeta) -> Labels {
+        let Some(labels) = metadata.labels.as_ref().filter(|labels| !labels.is_empty()) else {
+            return Labels::default();
+        };
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = known.get(labels) {
+            return Arc::clone(shared);
+        }
+        let shared = Arc::new(labels.clone());
+        known.insert(Arc::clone(&shared));
+        shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), value.to_string()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn equal_label_sets_share_one_copy_and_different_ones_do_not() {
+        let interner = LabelInterner::default();
+        let first = interner.labels_of(&metadata(&[("app", "reviews"), ("version", "v1")]));
+        let again = interner.labels_of(&metadata(&[("version", "v1"), ("app", "reviews")]));
+        let other = interner.labels_of(&metadata(&[("app", "reviews"), ("version", "v2")]));
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(other.get("version").map(String::as_str), Some("v2"));
+        assert!(interner.labels_of(&ObjectMeta::default()).is_empty());
+    }
 }

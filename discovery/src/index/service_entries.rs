@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use multicluster::model::{
     ClusterId, Endpoint, Health, Locality, NetworkId, Protocol, Service, ServiceName, ServicePort,
@@ -228,7 +229,7 @@ fn static_endpoints(
         endpoints.push(Endpoint {
             address,
             ports: endpoint_ports(workload, ports),
-            labels: workload.labels.clone(),
+            labels: Arc::new(workload.labels.clone()),
             cluster: entry.cluster.clone(),
             network: network_of(workload, default_network),
             locality: Locality::parse(&workload.locality),

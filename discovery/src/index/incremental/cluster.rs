@@ -5,13 +5,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use multicluster::model::{ClusterId, Endpoint, NetworkId, ServicePort};
+use multicluster::model::{ClusterId, Endpoint, Labels, NetworkId, ServicePort};
 
 use crate::resource::{Decoded, EndpointSlice, Pod, Resource};
 
 use super::super::cluster::{ClusterView, Entry, ObjectKey, pod_ips};
 use super::super::endpoints::{SliceScope, first_address, pod_reference, slice_endpoints};
-use super::super::labels::{SERVICE_NAME_LABEL, label};
+use super::super::labels::{LabelInterner, SERVICE_NAME_LABEL, label};
 use super::super::problems::Problems;
 use super::super::services::merge_endpoints;
 use super::{Affected, FileChange, NeedsFullBuild};
@@ -49,6 +49,8 @@ pub(super) struct ClusterEndpoints {
     /// recomputes a service to what it was, and the next full build starts afresh.
     pod_refs: HashMap<ObjectKey, Vec<ServiceId>>,
     address_refs: HashMap<IpAddr, Vec<ServiceId>>,
+    /// Sets met since the full build; never pruned, as the next full build starts afresh.
+    labels: LabelInterner,
 }
 
 impl SliceScope for ClusterEndpoints {
@@ -66,6 +68,10 @@ impl SliceScope for ClusterEndpoints {
 
     fn pod_at(&self, address: &IpAddr) -> Option<&Pod> {
         self.pods_by_ip.get(address).map(AsRef::as_ref)
+    }
+
+    fn labels_of(&self, pod: &Pod) -> Labels {
+        self.labels.labels_of(&pod.metadata)
     }
 }
 
@@ -90,6 +96,7 @@ impl ClusterEndpoints {
             duplicated: HashSet::new(),
             pod_refs: HashMap::with_capacity(view.pods_by_name.len()),
             address_refs: HashMap::with_capacity(view.pods_by_ip.len()),
+            labels: LabelInterner::default(),
         };
         for (key, pod) in &view.pods_by_name {
             cluster.pods_by_name.insert(key.clone(), Arc::clone(pod));

@@ -5,6 +5,10 @@
 //! whose rejections name them. So each snapshot generation translates and encodes once per such
 //! key, however many replicas subscribe, and the first replica to ask does the work while the
 //! others wait for it instead of repeating it.
+//!
+//! Each such key also keeps what its last translation left ([`ClusterMemo`]): the next
+//! generation takes the clusters of unchanged services from it as encoded bytes, so a change to
+//! one service's endpoints costs about one service's work, not the mesh's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -15,9 +19,13 @@ use tokio::sync::watch;
 
 use crate::mesh::MeshSnapshot;
 use crate::push::{ConfigSource, PreparedConfig};
-use crate::translate::translate;
+use crate::translate::{ClusterMemo, translate, translate_reusing};
 
 type Slot = Arc<OnceLock<Arc<PreparedConfig>>>;
+
+/// Generations a memo survives without being used: a gateway that skipped a few (it was slow
+/// to ACK) still finds it, one that left does not pin its clusters for long.
+const MEMO_GENERATIONS: u64 = 8;
 
 /// The [`ConfigSource`] of a running discovery.
 pub(crate) struct SnapshotTranslations {
@@ -31,6 +39,8 @@ struct Cache {
     generation: u64,
     /// Keyed by the encoded identity that the configuration depends on.
     slots: HashMap<Vec<u8>, Slot>,
+    /// Same keys: the last translation's memo and the generation it was made for.
+    memos: HashMap<Vec<u8>, (u64, Arc<ClusterMemo>)>,
 }
 
 impl SnapshotTranslations {
@@ -45,15 +55,73 @@ impl SnapshotTranslations {
         }
     }
 
-    fn slot(&self, generation: u64, key: Vec<u8>) -> Slot {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         // Only map bookkeeping happens under the lock; a panic cannot leave it inconsistent.
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn slot(&self, generation: u64, key: &[u8]) -> Slot {
+        let mut cache = self.cache();
         if cache.generation != generation {
             // A session still working on an older snapshot keeps its own slot alive.
             cache.generation = generation;
             cache.slots.clear();
         }
-        Arc::clone(cache.slots.entry(key).or_default())
+        Arc::clone(cache.slots.entry(key.to_vec()).or_default())
+    }
+
+    fn memo(&self, key: &[u8]) -> Arc<ClusterMemo> {
+        self.cache()
+            .memos
+            .get(key)
+            .map(|(_, memo)| Arc::clone(memo))
+            .unwrap_or_default()
+    }
+
+    fn keep_memo(&self, generation: u64, key: Vec<u8>, memo: ClusterMemo) {
+        let mut cache = self.cache();
+        cache
+            .memos
+            .retain(|_, (made_for, _)| made_for.saturating_add(MEMO_GENERATIONS) >= generation);
+        let newer = cache
+            .memos
+            .get(&key)
+            .is_some_and(|(made_for, _)| *made_for > generation);
+        if !newer {
+            cache.memos.insert(key, (generation, Arc::new(memo)));
+        }
+    }
+
+    fn prepare(
+        &self,
+        snapshot: &MeshSnapshot,
+        gateway: &GatewayIdentity,
+        key: &[u8],
+    ) -> Arc<PreparedConfig> {
+        let started = std::time::Instant::now();
+        let previous = self.memo(key);
+        let mut translation = translate_reusing(snapshot, gateway, &previous);
+        drop(previous);
+        let translated = std::time::Instant::now();
+        let reused = translation.reused();
+        let prepared = Arc::new(PreparedConfig::from_translation(&mut translation));
+        let clusters = translation.clusters.len();
+        self.keep_memo(
+            snapshot.generation,
+            key.to_vec(),
+            translation.into_memo(prepared.cluster_fields()),
+        );
+        tracing::debug!(
+            generation = snapshot.generation,
+            gateway = %gateway.name,
+            bytes = prepared.encoded().len(),
+            clusters,
+            reused,
+            translate_ms = (translated - started).as_secs_f64() * 1000.0,
+            encode_ms = translated.elapsed().as_secs_f64() * 1000.0,
+            "translated and encoded a gateway configuration"
+        );
+        prepared
     }
 }
 
@@ -79,23 +147,9 @@ impl ConfigSource for SnapshotTranslations {
 
     fn prepared_for(&self, gateway: &GatewayIdentity) -> Arc<PreparedConfig> {
         let snapshot = Arc::clone(&self.snapshots.borrow());
-        let slot = self.slot(snapshot.generation, dependency_key(gateway));
-        let prepared = slot.get_or_init(|| {
-            let started = std::time::Instant::now();
-            let config = translate(&snapshot, gateway).config;
-            let translated = std::time::Instant::now();
-            let prepared = Arc::new(PreparedConfig::new(config));
-            tracing::debug!(
-                generation = snapshot.generation,
-                gateway = %gateway.name,
-                bytes = prepared.encoded().len(),
-                translate_ms = (translated - started).as_secs_f64() * 1000.0,
-                encode_ms = translated.elapsed().as_secs_f64() * 1000.0,
-                "translated and encoded a gateway configuration"
-            );
-            prepared
-        });
-        Arc::clone(prepared)
+        let key = dependency_key(gateway);
+        let slot = self.slot(snapshot.generation, &key);
+        Arc::clone(slot.get_or_init(|| self.prepare(&snapshot, gateway, &key)))
     }
 }
 

@@ -8,53 +8,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // fixtures are ours; a panic names the broken one
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod translate_support;
 
-use discovery::mesh_config::MeshConfig;
-use discovery::source::load_once;
 use discovery::translate::translate;
 use multicluster::proto::{
-    GatewayConfig, GatewayIdentity, Listener, TlsMode, http_route::Action, server::Routing,
-    tls_credential::Source,
+    GatewayConfig, Listener, TlsMode, http_route::Action, server::Routing, tls_credential::Source,
 };
-
-#[derive(serde::Deserialize)]
-struct GatewayEntry {
-    name: String,
-    namespace: String,
-    cluster: String,
-    network: String,
-    labels: BTreeMap<String, String>,
-}
-
-fn scenario_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/translate")
-        .join(name)
-}
+use translate_support::{load_scenario, scenario_dir};
 
 fn translate_scenario(name: &str) -> Vec<(String, GatewayConfig)> {
-    let dir = scenario_dir(name);
-    let mesh = MeshConfig::load(&dir.join("mesh.yaml")).expect("mesh description loads");
-    let snapshot = load_once(&mesh);
-    let entries: Vec<GatewayEntry> =
-        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("gateways.yaml")).unwrap())
-            .expect("gateways.yaml parses");
-    entries
+    let (snapshot, identities) = load_scenario(name);
+    identities
         .into_iter()
-        .map(|entry| {
-            let identity = GatewayIdentity {
-                name: entry.name.clone(),
-                namespace: entry.namespace,
-                labels: entry.labels,
-                cluster: entry.cluster.clone(),
-                network: entry.network,
-                ..Default::default()
-            };
+        .map(|identity| {
             let mut config = translate(&snapshot, &identity).config;
             config.version = "golden".into();
-            (format!("{}.{}", entry.cluster, entry.name), config)
+            (format!("{}.{}", identity.cluster, identity.name), config)
         })
         .collect()
 }

@@ -20,6 +20,8 @@ use multicluster::proto::GatewayConfig;
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
+use crate::translate::{ClusterPart, ReusingTranslation};
+
 /// `ConfigPush.config`.
 const CONFIG_FIELD: u32 = 1;
 /// `ConfigPush.delta`.
@@ -68,6 +70,74 @@ impl PreparedConfig {
             clusters,
             clusters_span,
         }
+    }
+
+    /// Encodes a translation that reused clusters, taking its `rest` and leaving its clusters
+    /// in place for [`ReusingTranslation::into_memo`].
+    pub fn from_translation(translation: &mut ReusingTranslation) -> Self {
+        let rest = std::mem::take(&mut translation.rest);
+        Self::from_parts(
+            rest,
+            translation.clusters.iter().map(|(name, part)| {
+                let bytes = match part {
+                    ClusterPart::Fresh { cluster, .. } => ClusterBytes::Fresh(cluster),
+                    ClusterPart::Reused(entry) => ClusterBytes::Encoded(entry.field()),
+                };
+                (name.as_str(), bytes)
+            }),
+        )
+    }
+
+    /// Assembles the encoding of `rest` with `clusters` in its `clusters` field: byte for byte
+    /// what [`PreparedConfig::new`] gives for the whole config, without encoding again the
+    /// clusters that come already encoded. `rest`'s own clusters and version are ignored;
+    /// `clusters` must be in the order the whole config would list them.
+    pub fn from_parts<'c>(
+        mut rest: GatewayConfig,
+        clusters: impl IntoIterator<Item = (&'c str, ClusterBytes<'c>)>,
+    ) -> Self {
+        rest.version.clear();
+        rest.clusters.clear();
+        let rest = rest.encode_to_vec();
+        // prost writes fields in tag order: the clusters go before the first later field.
+        let split = top_level_fields(&rest)
+            .and_then(|fields| {
+                fields
+                    .iter()
+                    .find(|(tag, _)| *tag > CLUSTERS_FIELD)
+                    .map(|(_, range)| range.start)
+            })
+            .unwrap_or(rest.len());
+        let mut encoded = Vec::with_capacity(rest.len());
+        encoded.extend_from_slice(&rest[..split]);
+        let mut names = Vec::new();
+        for (name, cluster) in clusters {
+            let start = encoded.len();
+            match cluster {
+                ClusterBytes::Fresh(cluster) => {
+                    encoding::message::encode(CLUSTERS_FIELD, cluster, &mut encoded);
+                }
+                ClusterBytes::Encoded(field) => encoded.extend_from_slice(field),
+            }
+            names.push((name.to_owned(), start..encoded.len()));
+        }
+        let clusters_span = match (names.first(), names.last()) {
+            (Some((_, first)), Some((_, last))) => first.start..last.end,
+            _ => 0..0,
+        };
+        encoded.extend_from_slice(&rest[split..]);
+        PreparedConfig {
+            encoded: Bytes::from(encoded),
+            clusters: names,
+            clusters_span,
+        }
+    }
+
+    /// Each cluster's encoded field, key included, in order; shares this config's bytes.
+    pub fn cluster_fields(&self) -> impl Iterator<Item = Bytes> + '_ {
+        self.clusters
+            .iter()
+            .map(|(_, range)| self.encoded.slice(range.clone()))
     }
 
     /// The encoded configuration without a version: equal bytes mean an equal configuration,
@@ -150,36 +220,44 @@ impl PreparedConfig {
     }
 }
 
+/// One cluster handed to [`PreparedConfig::from_parts`].
+#[derive(Debug, Clone, Copy)]
+pub enum ClusterBytes<'c> {
+    Fresh(&'c multicluster::proto::Cluster),
+    /// An encoded `GatewayConfig.clusters` field, key included.
+    Encoded(&'c [u8]),
+}
+
 /// The byte ranges of every top-level `clusters` field of an encoded `GatewayConfig`.
 fn cluster_fields(encoded: &[u8]) -> Vec<Range<usize>> {
-    let mut ranges = Vec::new();
+    top_level_fields(encoded)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(tag, _)| *tag == CLUSTERS_FIELD)
+        .map(|(_, range)| range)
+        .collect()
+}
+
+/// The tag and byte range of every top-level field of an encoded `GatewayConfig` (all of
+/// whose fields are length-delimited), or `None` if the bytes are not such a message.
+fn top_level_fields(encoded: &[u8]) -> Option<Vec<(u32, Range<usize>)>> {
+    let mut fields = Vec::new();
     let mut rest = encoded;
     while !rest.is_empty() {
         let start = encoded.len() - rest.len();
-        // The bytes are prost's own output, so they decode; stop quietly if they ever did not
-        // (the config is then only ever sent whole).
-        let Ok(key) = encoding::decode_varint(&mut rest) else {
-            return Vec::new();
-        };
-        let length = match WireType::try_from(key & 0x7) {
-            Ok(WireType::LengthDelimited) => match encoding::decode_varint(&mut rest) {
-                Ok(length) => length,
-                Err(_) => return Vec::new(),
-            },
-            _ => return Vec::new(),
-        };
-        let Ok(length) = usize::try_from(length) else {
-            return Vec::new();
-        };
+        let key = encoding::decode_varint(&mut rest).ok()?;
+        if WireType::try_from(key & 0x7).ok()? != WireType::LengthDelimited {
+            return None;
+        }
+        let length = usize::try_from(encoding::decode_varint(&mut rest).ok()?).ok()?;
         if length > rest.len() {
-            return Vec::new();
+            return None;
         }
         rest = &rest[length..];
-        if key >> 3 == u64::from(CLUSTERS_FIELD) {
-            ranges.push(start..encoded.len() - rest.len());
-        }
+        let tag = u32::try_from(key >> 3).ok()?;
+        fields.push((tag, start..encoded.len() - rest.len()));
     }
-    ranges
+    Some(fields)
 }
 
 /// `ConfigPush` with the config's bytes shared between streams. Encode-only: discovery never

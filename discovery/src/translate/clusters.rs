@@ -87,10 +87,23 @@ impl Translator<'_> {
             }
         };
         let name = key.to_cluster_name();
-        if self.clusters.contains_key(&name) {
+        if self.clusters.contains_key(&name) || self.reused.contains_key(&name) {
             return Some(name);
         }
+        let shared_record = self.snapshot.services.get(target.host);
+        if let Some(entry) = shared_record.and_then(|r| self.reusable(&name, r, scope)) {
+            self.reused.insert(name.clone(), entry);
+            return Some(name);
+        }
+        let side_effects = (self.rejections.len(), self.credentials.len());
         let cluster = self.build_cluster(item, field, &key, record, scope);
+        // Only a build that changed nothing but its own output can be replayed from bytes.
+        let pure = side_effects == (self.rejections.len(), self.credentials.len())
+            && cluster.tls.is_none();
+        if let (true, true, Some(record)) = (self.track_provenance, pure, shared_record) {
+            self.provenance
+                .insert(name.clone(), super::reuse::Provenance::new(record, scope));
+        }
         self.clusters.insert(name.clone(), cluster);
         Some(name)
     }

@@ -13,17 +13,20 @@ mod clusters;
 mod credentials;
 pub mod hosts;
 mod listeners;
+mod reuse;
 mod routes;
 mod select;
 mod sidecar;
 mod sni_table;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use multicluster::model::{ClusterId, NetworkId};
 use multicluster::proto::{self, GatewayConfig, GatewayIdentity};
 
 use crate::mesh::{MeshSnapshot, Severity};
+
+pub use reuse::{ClusterMemo, ClusterPart, ReusingTranslation, translate_reusing};
 
 /// The result of translating for one gateway.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,16 +44,8 @@ impl Translation {
 /// Builds the configuration of the gateway described by `gateway`.
 pub fn translate(snapshot: &MeshSnapshot, gateway: &GatewayIdentity) -> Translation {
     let mut translator = Translator::new(snapshot, gateway);
-    translator.carry_snapshot_rejections();
-    let listeners = match proto::Role::try_from(gateway.role) {
-        Ok(proto::Role::Sidecar) => {
-            translator.sidecar_clusters();
-            Vec::new()
-        }
-        // An unknown role from a newer proxy is served as a gateway, the shape every
-        // subscriber understood before roles existed.
-        Ok(proto::Role::Gateway) | Err(_) => translator.listeners(),
-    };
+    let listeners = translator.run();
+    // Without a memo nothing is reused: every cluster was built here.
     let config = GatewayConfig {
         version: String::new(),
         listeners,
@@ -60,6 +55,42 @@ pub fn translate(snapshot: &MeshSnapshot, gateway: &GatewayIdentity) -> Translat
         rejections: translator.rejections,
     };
     Translation { config }
+}
+
+/// Runs `translator` and splits its result into the configuration without clusters and the
+/// clusters, built or reused, in name order.
+fn run(mut translator: Translator<'_>) -> (GatewayConfig, Vec<(String, ClusterPart)>) {
+    let listeners = translator.run();
+    let mut provenance = translator.provenance;
+    let mut clusters: BTreeMap<String, ClusterPart> = translator
+        .clusters
+        .into_iter()
+        .map(|(name, cluster)| {
+            let provenance = provenance.remove(&name);
+            (
+                name,
+                ClusterPart::Fresh {
+                    cluster: Box::new(cluster),
+                    provenance,
+                },
+            )
+        })
+        .collect();
+    clusters.extend(
+        translator
+            .reused
+            .into_iter()
+            .map(|(name, entry)| (name, ClusterPart::Reused(entry))),
+    );
+    let rest = GatewayConfig {
+        version: String::new(),
+        listeners,
+        clusters: Vec::new(),
+        route_tables: translator.route_tables.into_values().collect(),
+        credentials: translator.credentials.into_values().collect(),
+        rejections: translator.rejections,
+    };
+    (rest, clusters.into_iter().collect())
 }
 
 /// State shared by the translation steps; each step lives in its own module as an `impl` block.
@@ -72,6 +103,13 @@ struct Translator<'a> {
     route_tables: BTreeMap<String, proto::RouteTable>,
     credentials: BTreeMap<String, proto::TlsCredential>,
     rejections: Vec<proto::Rejection>,
+    /// The previous translation's clusters, when its inputs still hold.
+    memo: Option<&'a ClusterMemo>,
+    /// Clusters taken from `memo` instead of being built; never also in `clusters`.
+    reused: BTreeMap<String, reuse::MemoEntry>,
+    /// Whether to note which built clusters the next translation may reuse.
+    track_provenance: bool,
+    provenance: HashMap<String, reuse::Provenance>,
 }
 
 impl<'a> Translator<'a> {
@@ -91,6 +129,24 @@ impl<'a> Translator<'a> {
             route_tables: BTreeMap::new(),
             credentials: BTreeMap::new(),
             rejections: Vec::new(),
+            memo: None,
+            reused: BTreeMap::new(),
+            track_provenance: false,
+            provenance: HashMap::new(),
+        }
+    }
+
+    /// Translates; returns the listeners and leaves everything else in `self`.
+    fn run(&mut self) -> Vec<proto::Listener> {
+        self.carry_snapshot_rejections();
+        match proto::Role::try_from(self.gateway.role) {
+            Ok(proto::Role::Sidecar) => {
+                self.sidecar_clusters();
+                Vec::new()
+            }
+            // An unknown role from a newer proxy is served as a gateway, the shape every
+            // subscriber understood before roles existed.
+            Ok(proto::Role::Gateway) | Err(_) => self.listeners(),
         }
     }
 

@@ -380,3 +380,33 @@ async fn index_watch_endpoint_changes_publish_what_a_fresh_start_builds() {
     }
     running.stop().await;
 }
+
+#[tokio::test]
+async fn index_watch_a_full_build_keeps_the_records_that_did_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), service_yaml("a", 80)).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), service_yaml("b", 81)).unwrap();
+    let mut running = start(dir.path());
+    let first = running
+        .wait_for("first snapshot", |s| has_service(s, "b"))
+        .await;
+    let record = |snapshot: &MeshSnapshot, name: &str| {
+        Arc::clone(&snapshot.services[&format!("{name}.ns.svc.cluster.local")])
+    };
+
+    // A new Service is not an endpoint-only change: the mesh is built in full.
+    std::fs::write(dir.path().join("c.yaml"), service_yaml("c", 82)).unwrap();
+    let second = running
+        .wait_for("service added", |s| has_service(s, "c"))
+        .await;
+    assert!(Arc::ptr_eq(&record(&first, "a"), &record(&second, "a")));
+    assert!(Arc::ptr_eq(&record(&first, "b"), &record(&second, "b")));
+
+    std::fs::write(dir.path().join("b.yaml"), service_yaml("b", 91)).unwrap();
+    let third = running
+        .wait_for("port changed", |s| port_of(s, "b") == Some(91))
+        .await;
+    assert!(!Arc::ptr_eq(&record(&second, "b"), &record(&third, "b")));
+    assert!(Arc::ptr_eq(&record(&first, "a"), &record(&third, "a")));
+    running.stop().await;
+}

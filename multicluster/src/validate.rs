@@ -118,17 +118,18 @@ impl<'a> Checker<'a> {
             if let Err(error) = SniKey::from_cluster_name(&cluster.name) {
                 self.problem(&path, format!("name is not a valid cluster name: {error}"));
             }
+            // Tens of thousands of endpoints per push: name the path only for a problem.
+            let endpoint_path = |index: usize| format!("{path}.endpoints[{index}]");
             for (index, endpoint) in cluster.endpoints.iter().enumerate() {
-                let endpoint_path = format!("{path}.endpoints[{index}]");
                 if endpoint.address.parse::<IpAddr>().is_err() {
                     self.problem(
-                        &endpoint_path,
+                        endpoint_path(index),
                         format!("address {:?} is not an IP address", endpoint.address),
                     );
                 }
                 if !is_port(endpoint.port) {
                     self.problem(
-                        &endpoint_path,
+                        endpoint_path(index),
                         format!("port {} is out of range", endpoint.port),
                     );
                 }

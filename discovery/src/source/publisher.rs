@@ -218,6 +218,9 @@ impl<'a> Publisher<'a> {
         let current = self.out.borrow().generation;
         snapshot.generation = current;
         let comparing = std::time::Instant::now();
+        if !incremental {
+            keep_published_records(&mut snapshot, &self.out.borrow());
+        }
         let unchanged = !always && **self.out.borrow() == snapshot;
         let compare_ms = millis(comparing.elapsed());
         if unchanged {
@@ -251,5 +254,21 @@ impl<'a> Publisher<'a> {
             last.snapshot = Arc::clone(&snapshot);
         }
         self.out.send_replace(snapshot);
+    }
+}
+
+/// A full build makes a new record for every service. Those equal to a published record are
+/// swapped for the published `Arc`: translations recognise the same `Arc` and reuse what they
+/// built for it, so a change that needs a full build (a Service added) still re-translates
+/// only what changed, and the old and new snapshots share their records instead of holding
+/// two copies.
+fn keep_published_records(snapshot: &mut MeshSnapshot, published: &MeshSnapshot) {
+    for (hostname, record) in &mut snapshot.services {
+        if let Some(old) = published.services.get(hostname)
+            && !Arc::ptr_eq(old, record)
+            && **old == **record
+        {
+            *record = Arc::clone(old);
+        }
     }
 }

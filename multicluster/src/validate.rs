@@ -38,6 +38,34 @@ pub fn validate(config: &GatewayConfig) -> Vec<ConfigProblem> {
     check.problems
 }
 
+/// The problems a delta can bring into `config`, a configuration that passed [`validate`]
+/// before the delta replaced or added the clusters named `changed` and removed none: only those
+/// clusters and the version can be new problems. A delta that removes clusters can break
+/// references anywhere, so it needs [`validate`]. Tens of thousands of unchanged endpoints
+/// are not checked again on every endpoint move.
+pub fn validate_changed_clusters<'n>(
+    config: &GatewayConfig,
+    changed: impl IntoIterator<Item = &'n str>,
+) -> Vec<ConfigProblem> {
+    let mut check = Checker::new(config);
+    if config.version.is_empty() {
+        check.problem("version", "is empty; discovery must version every push");
+    }
+    for name in changed {
+        if name.is_empty() {
+            check.problem("clusters", "has an entry with an empty name");
+        }
+        // The delta was applied by name, so each changed name is one cluster.
+        if let Ok(index) = config
+            .clusters
+            .binary_search_by(|cluster| cluster.name.as_str().cmp(name))
+        {
+            check.cluster(&config.clusters[index]);
+        }
+    }
+    check.problems
+}
+
 struct Checker<'a> {
     config: &'a GatewayConfig,
     clusters: BTreeSet<&'a str>,
@@ -114,37 +142,41 @@ impl<'a> Checker<'a> {
         let config = self.config;
         self.duplicates("clusters", config.clusters.iter().map(|c| c.name.as_str()));
         for cluster in &config.clusters {
-            let path = format!("clusters[{}]", cluster.name);
-            if let Err(error) = SniKey::from_cluster_name(&cluster.name) {
-                self.problem(&path, format!("name is not a valid cluster name: {error}"));
+            self.cluster(cluster);
+        }
+    }
+
+    fn cluster(&mut self, cluster: &proto::Cluster) {
+        let path = format!("clusters[{}]", cluster.name);
+        if let Err(error) = SniKey::from_cluster_name(&cluster.name) {
+            self.problem(&path, format!("name is not a valid cluster name: {error}"));
+        }
+        // Tens of thousands of endpoints per push: name the path only for a problem.
+        let endpoint_path = |index: usize| format!("{path}.endpoints[{index}]");
+        for (index, endpoint) in cluster.endpoints.iter().enumerate() {
+            if endpoint.address.parse::<IpAddr>().is_err() {
+                self.problem(
+                    endpoint_path(index),
+                    format!("address {:?} is not an IP address", endpoint.address),
+                );
             }
-            // Tens of thousands of endpoints per push: name the path only for a problem.
-            let endpoint_path = |index: usize| format!("{path}.endpoints[{index}]");
-            for (index, endpoint) in cluster.endpoints.iter().enumerate() {
-                if endpoint.address.parse::<IpAddr>().is_err() {
-                    self.problem(
-                        endpoint_path(index),
-                        format!("address {:?} is not an IP address", endpoint.address),
-                    );
-                }
-                if !is_port(endpoint.port) {
-                    self.problem(
-                        endpoint_path(index),
-                        format!("port {} is out of range", endpoint.port),
-                    );
-                }
+            if !is_port(endpoint.port) {
+                self.problem(
+                    endpoint_path(index),
+                    format!("port {} is out of range", endpoint.port),
+                );
             }
-            for (index, target) in cluster.dns_targets.iter().enumerate() {
-                if target.hostname.is_empty() || !is_port(target.port) {
-                    self.problem(
-                        format!("{path}.dns_targets[{index}]"),
-                        "needs a hostname and a port from 1 to 65535",
-                    );
-                }
+        }
+        for (index, target) in cluster.dns_targets.iter().enumerate() {
+            if target.hostname.is_empty() || !is_port(target.port) {
+                self.problem(
+                    format!("{path}.dns_targets[{index}]"),
+                    "needs a hostname and a port from 1 to 65535",
+                );
             }
-            if let Some(tls) = &cluster.tls {
-                self.credential_ref(&format!("{path}.tls"), &tls.credential);
-            }
+        }
+        if let Some(tls) = &cluster.tls {
+            self.credential_ref(&format!("{path}.tls"), &tls.credential);
         }
     }
 

@@ -60,12 +60,31 @@ pub async fn answer<S: ConfigSink>(
             outcome
         }
         (None, Some(delta)) => {
+            // The held config passed validation, so a delta that removes nothing can only
+            // bring problems in the clusters it carries; one that removes clusters may leave
+            // references dangling anywhere and is checked whole.
+            let changed: Option<Vec<String>> = delta.removed_clusters.is_empty().then(|| {
+                delta
+                    .clusters
+                    .iter()
+                    .map(|cluster| cluster.name.clone())
+                    .collect()
+            });
             let (config, undo) = match multicluster::delta::apply_delta(held.as_mut(), delta) {
                 Ok(applied) => applied,
                 Err(error) => return refused(error.version().to_owned(), vec![error.to_string()]),
             };
             let version = config.version.clone();
-            let outcome = match check(config) {
+            let checked = match &changed {
+                Some(names) => check_with(config, |config| {
+                    multicluster::validate::validate_changed_clusters(
+                        config,
+                        names.iter().map(String::as_str),
+                    )
+                }),
+                None => check(config),
+            };
+            let outcome = match checked {
                 Ok(()) => hand_over(config.clone(), sink).await,
                 Err(problems) => refused(version, problems),
             };
@@ -87,11 +106,15 @@ pub async fn answer<S: ConfigSink>(
 
 /// Every problem `multicluster::validate` finds, or none.
 fn check(config: &GatewayConfig) -> Result<(), Vec<String>> {
+    check_with(config, multicluster::validate)
+}
+
+fn check_with(
+    config: &GatewayConfig,
+    validate: impl FnOnce(&GatewayConfig) -> Vec<multicluster::ConfigProblem>,
+) -> Result<(), Vec<String>> {
     let validating = std::time::Instant::now();
-    let problems: Vec<String> = multicluster::validate(config)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let problems: Vec<String> = validate(config).iter().map(ToString::to_string).collect();
     tracing::debug!(
         version = config.version,
         validate_ms = validating.elapsed().as_secs_f64() * 1000.0,
@@ -269,6 +292,84 @@ mod tests {
         );
         assert_eq!(held, Some(base), "still on version 1");
         assert!(sink.applied.lock().expect("not poisoned").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_delta_is_checked_in_its_clusters_with_the_full_check_s_words() {
+        let sink = Arc::new(RecordingSink::default());
+        let base = GatewayConfig {
+            version: "1".into(),
+            clusters: vec![cluster(
+                "outbound|80||a.default.svc.cluster.local",
+                "10.0.0.1",
+            )],
+            ..Default::default()
+        };
+        let mut held = Some(base.clone());
+        let bad = cluster("outbound|80||b.default.svc.cluster.local", "not-an-ip");
+        let mut whole = base.clone();
+        whole.version = "2".into();
+        whole.clusters.push(bad.clone());
+        let expected: Vec<String> = multicluster::validate(&whole)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(expected.len(), 1, "{expected:?}");
+        let outcome = answer(delta("2", "1", vec![bad]), &sink, &mut held).await;
+        assert_eq!(
+            outcome,
+            Outcome::Refused(RefusedVersion {
+                version: "2".into(),
+                problems: expected
+            })
+        );
+        assert_eq!(held, Some(base), "still on version 1");
+    }
+
+    #[tokio::test]
+    async fn a_delta_that_removes_a_referenced_cluster_is_refused() {
+        use multicluster::proto::{
+            HttpRoute, RouteAction, RouteTable, VirtualHost, WeightedCluster, http_route,
+        };
+        let sink = Arc::new(RecordingSink::default());
+        let b = "outbound|80||b.default.svc.cluster.local";
+        let base = GatewayConfig {
+            version: "1".into(),
+            clusters: vec![
+                cluster("outbound|80||a.default.svc.cluster.local", "10.0.0.1"),
+                cluster(b, "10.0.0.5"),
+            ],
+            route_tables: vec![RouteTable {
+                name: "http.80".into(),
+                virtual_hosts: vec![VirtualHost {
+                    name: "b".into(),
+                    domains: vec!["b.example.com".into()],
+                    routes: vec![HttpRoute {
+                        name: "to-b".into(),
+                        action: Some(http_route::Action::Route(RouteAction {
+                            destinations: vec![WeightedCluster {
+                                cluster: b.into(),
+                                weight: 100,
+                            }],
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    }],
+                }],
+            }],
+            ..Default::default()
+        };
+        let mut held = Some(base.clone());
+        let mut push = delta("2", "1", Vec::new());
+        if let Some(delta) = push.delta.as_mut() {
+            delta.removed_clusters = vec![b.into()];
+        }
+        let outcome = answer(push, &sink, &mut held).await;
+        assert!(
+            matches!(&outcome, Outcome::Refused(r) if r.problems.len() == 1 && r.problems[0].contains("which is not defined")),
+            "{outcome:?}"
+        );
+        assert_eq!(held, Some(base), "still on version 1");
     }
 
     #[tokio::test]

@@ -261,17 +261,22 @@ mod tests {
         assert_eq!(*sink.applied.lock().expect("not poisoned"), vec!["1", "2"]);
     }
 
-    #[tokio::test]
-    async fn refused_delta_keeps_the_previous_version() {
-        let sink = Arc::new(RecordingSink::default());
-        let base = GatewayConfig {
+    /// Version 1 holding one cluster, `a`.
+    fn version_one_with_a() -> GatewayConfig {
+        GatewayConfig {
             version: "1".into(),
             clusters: vec![cluster(
                 "outbound|80||a.default.svc.cluster.local",
                 "10.0.0.1",
             )],
             ..Default::default()
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_delta_keeps_the_previous_version() {
+        let sink = Arc::new(RecordingSink::default());
+        let base = version_one_with_a();
         let mut held = Some(base.clone());
         // Against a version this stream does not hold.
         let outcome = answer(delta("3", "2", Vec::new()), &sink, &mut held).await;
@@ -297,14 +302,7 @@ mod tests {
     #[tokio::test]
     async fn a_delta_is_checked_in_its_clusters_with_the_full_check_s_words() {
         let sink = Arc::new(RecordingSink::default());
-        let base = GatewayConfig {
-            version: "1".into(),
-            clusters: vec![cluster(
-                "outbound|80||a.default.svc.cluster.local",
-                "10.0.0.1",
-            )],
-            ..Default::default()
-        };
+        let base = version_one_with_a();
         let mut held = Some(base.clone());
         let bad = cluster("outbound|80||b.default.svc.cluster.local", "not-an-ip");
         let mut whole = base.clone();

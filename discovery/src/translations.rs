@@ -106,11 +106,9 @@ impl SnapshotTranslations {
         let reused = translation.reused();
         let prepared = Arc::new(PreparedConfig::from_translation(&mut translation));
         let clusters = translation.clusters.len();
-        self.keep_memo(
-            snapshot.generation,
-            key.to_vec(),
-            translation.into_memo(prepared.cluster_fields()),
-        );
+        if let Some(memo) = translation.into_memo(prepared.cluster_fields()) {
+            self.keep_memo(snapshot.generation, key.to_vec(), memo);
+        }
         tracing::debug!(
             generation = snapshot.generation,
             gateway = %gateway.name,

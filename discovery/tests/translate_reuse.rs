@@ -36,7 +36,10 @@ fn round(
         "gateway {}: the reusing translation differs from a fresh one",
         gateway.name
     );
-    (reused, translation.into_memo(assembled.cluster_fields()))
+    let memo = translation
+        .into_memo(assembled.cluster_fields())
+        .expect("a gateway translation leaves a memo");
+    (reused, memo)
 }
 
 /// `snapshot` with one endpoint of `hostname` moved to another address: a new record, as the

@@ -30,7 +30,7 @@ pub use debounce::Debounce;
 pub use gateways::{GatewayStatus, GatewayTable, NackRecord};
 pub use metrics::{PushKind, PushMetrics};
 pub use server::{PushError, PushServer, serve, serve_with_listener};
-pub use wire::{ClusterBytes, PreparedConfig};
+pub use wire::PreparedConfig;
 
 /// What the push layer needs from the rest of discovery: a change signal and a way to compute
 /// one gateway's configuration.

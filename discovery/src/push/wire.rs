@@ -72,30 +72,12 @@ impl PreparedConfig {
         }
     }
 
-    /// Encodes a translation that reused clusters, taking its `rest` and leaving its clusters
-    /// in place for [`ReusingTranslation::into_memo`].
+    /// Encodes a translation that reused clusters: byte for byte what [`PreparedConfig::new`]
+    /// gives for the whole config, without encoding again the clusters that come already
+    /// encoded. Takes the translation's `rest` and leaves its clusters in place for
+    /// [`ReusingTranslation::into_memo`].
     pub fn from_translation(translation: &mut ReusingTranslation) -> Self {
-        let rest = std::mem::take(&mut translation.rest);
-        Self::from_parts(
-            rest,
-            translation.clusters.iter().map(|(name, part)| {
-                let bytes = match part {
-                    ClusterPart::Fresh { cluster, .. } => ClusterBytes::Fresh(cluster),
-                    ClusterPart::Reused(entry) => ClusterBytes::Encoded(entry.field()),
-                };
-                (name.as_str(), bytes)
-            }),
-        )
-    }
-
-    /// Assembles the encoding of `rest` with `clusters` in its `clusters` field: byte for byte
-    /// what [`PreparedConfig::new`] gives for the whole config, without encoding again the
-    /// clusters that come already encoded. `rest`'s own clusters and version are ignored;
-    /// `clusters` must be in the order the whole config would list them.
-    pub fn from_parts<'c>(
-        mut rest: GatewayConfig,
-        clusters: impl IntoIterator<Item = (&'c str, ClusterBytes<'c>)>,
-    ) -> Self {
+        let mut rest = std::mem::take(&mut translation.rest);
         rest.version.clear();
         rest.clusters.clear();
         let rest = rest.encode_to_vec();
@@ -108,18 +90,29 @@ impl PreparedConfig {
                     .map(|(_, range)| range.start)
             })
             .unwrap_or(rest.len());
-        let mut encoded = Vec::with_capacity(rest.len());
-        encoded.extend_from_slice(&rest[..split]);
-        let mut names = Vec::new();
-        for (name, cluster) in clusters {
-            let start = encoded.len();
-            match cluster {
-                ClusterBytes::Fresh(cluster) => {
-                    encoding::message::encode(CLUSTERS_FIELD, cluster, &mut encoded);
+        // Megabytes at mesh scale: sized once rather than grown by doubling.
+        let clusters_len: usize = translation
+            .clusters
+            .iter()
+            .map(|(_, part)| match part {
+                ClusterPart::Fresh { cluster, .. } => {
+                    encoding::message::encoded_len(CLUSTERS_FIELD, cluster.as_ref())
                 }
-                ClusterBytes::Encoded(field) => encoded.extend_from_slice(field),
+                ClusterPart::Reused(entry) => entry.field().len(),
+            })
+            .sum();
+        let mut encoded = Vec::with_capacity(rest.len() + clusters_len);
+        encoded.extend_from_slice(&rest[..split]);
+        let mut names = Vec::with_capacity(translation.clusters.len());
+        for (name, part) in &translation.clusters {
+            let start = encoded.len();
+            match part {
+                ClusterPart::Fresh { cluster, .. } => {
+                    encoding::message::encode(CLUSTERS_FIELD, cluster.as_ref(), &mut encoded);
+                }
+                ClusterPart::Reused(entry) => encoded.extend_from_slice(entry.field()),
             }
-            names.push((name.to_owned(), start..encoded.len()));
+            names.push((name.clone(), start..encoded.len()));
         }
         let clusters_span = match (names.first(), names.last()) {
             (Some((_, first)), Some((_, last))) => first.start..last.end,
@@ -218,14 +211,6 @@ impl PreparedConfig {
         // Past half the whole, the gateway's merge buys little over decoding the full config.
         (size < self.encoded.len() / 2).then_some((changed, removed))
     }
-}
-
-/// One cluster handed to [`PreparedConfig::from_parts`].
-#[derive(Debug, Clone, Copy)]
-pub enum ClusterBytes<'c> {
-    Fresh(&'c multicluster::proto::Cluster),
-    /// An encoded `GatewayConfig.clusters` field, key included.
-    Encoded(&'c [u8]),
 }
 
 /// The byte ranges of every top-level `clusters` field of an encoded `GatewayConfig`.

@@ -2,6 +2,7 @@
 //! endpoints this gateway may dial and the DestinationRule's traffic policy.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use multicluster::model::{Endpoint, Health};
 use multicluster::proto;
@@ -44,7 +45,8 @@ impl Translator<'_> {
         target: &Target<'_>,
         scope: EndpointScope,
     ) -> Option<String> {
-        let record = self.snapshot.service(target.host);
+        let shared_record = self.snapshot.services.get(target.host);
+        let record = shared_record.map(Arc::as_ref);
         let port = match (target.port, record) {
             (Some(port), _) => port,
             (None, Some(record)) if record.service.ports.len() == 1 => {
@@ -90,7 +92,6 @@ impl Translator<'_> {
         if self.clusters.contains_key(&name) || self.reused.contains_key(&name) {
             return Some(name);
         }
-        let shared_record = self.snapshot.services.get(target.host);
         if let Some(entry) = shared_record.and_then(|r| self.reusable(&name, r, scope)) {
             self.reused.insert(name.clone(), entry);
             return Some(name);
@@ -100,7 +101,10 @@ impl Translator<'_> {
         // Only a build that changed nothing but its own output can be replayed from bytes.
         let pure = side_effects == (self.rejections.len(), self.credentials.len())
             && cluster.tls.is_none();
-        if let (true, true, Some(record)) = (self.track_provenance, pure, shared_record) {
+        if self.track_provenance
+            && pure
+            && let Some(record) = shared_record
+        {
             self.provenance
                 .insert(name.clone(), super::reuse::Provenance::new(record, scope));
         }

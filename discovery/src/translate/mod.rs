@@ -44,23 +44,18 @@ impl Translation {
 /// Builds the configuration of the gateway described by `gateway`.
 pub fn translate(snapshot: &MeshSnapshot, gateway: &GatewayIdentity) -> Translation {
     let mut translator = Translator::new(snapshot, gateway);
-    let listeners = translator.run();
+    let mut config = translator.run();
     // Without a memo nothing is reused: every cluster was built here.
-    let config = GatewayConfig {
-        version: String::new(),
-        listeners,
-        clusters: translator.clusters.into_values().collect(),
-        route_tables: translator.route_tables.into_values().collect(),
-        credentials: translator.credentials.into_values().collect(),
-        rejections: translator.rejections,
-    };
+    config.clusters = std::mem::take(&mut translator.clusters)
+        .into_values()
+        .collect();
     Translation { config }
 }
 
 /// Runs `translator` and splits its result into the configuration without clusters and the
 /// clusters, built or reused, in name order.
 fn run(mut translator: Translator<'_>) -> (GatewayConfig, Vec<(String, ClusterPart)>) {
-    let listeners = translator.run();
+    let rest = translator.run();
     let mut provenance = translator.provenance;
     let mut clusters: BTreeMap<String, ClusterPart> = translator
         .clusters
@@ -82,14 +77,6 @@ fn run(mut translator: Translator<'_>) -> (GatewayConfig, Vec<(String, ClusterPa
             .into_iter()
             .map(|(name, entry)| (name, ClusterPart::Reused(entry))),
     );
-    let rest = GatewayConfig {
-        version: String::new(),
-        listeners,
-        clusters: Vec::new(),
-        route_tables: translator.route_tables.into_values().collect(),
-        credentials: translator.credentials.into_values().collect(),
-        rejections: translator.rejections,
-    };
     (rest, clusters.into_iter().collect())
 }
 
@@ -136,10 +123,11 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// Translates; returns the listeners and leaves everything else in `self`.
-    fn run(&mut self) -> Vec<proto::Listener> {
+    /// Translates; returns the configuration without its clusters, which stay in `self`
+    /// (built in `clusters`, taken from the memo in `reused`).
+    fn run(&mut self) -> GatewayConfig {
         self.carry_snapshot_rejections();
-        match proto::Role::try_from(self.gateway.role) {
+        let listeners = match proto::Role::try_from(self.gateway.role) {
             Ok(proto::Role::Sidecar) => {
                 self.sidecar_clusters();
                 Vec::new()
@@ -147,6 +135,18 @@ impl<'a> Translator<'a> {
             // An unknown role from a newer proxy is served as a gateway, the shape every
             // subscriber understood before roles existed.
             Ok(proto::Role::Gateway) | Err(_) => self.listeners(),
+        };
+        GatewayConfig {
+            version: String::new(),
+            listeners,
+            clusters: Vec::new(),
+            route_tables: std::mem::take(&mut self.route_tables)
+                .into_values()
+                .collect(),
+            credentials: std::mem::take(&mut self.credentials)
+                .into_values()
+                .collect(),
+            rejections: std::mem::take(&mut self.rejections),
         }
     }
 

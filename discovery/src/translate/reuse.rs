@@ -65,10 +65,7 @@ impl MemoInputs {
 /// One reusable cluster.
 #[derive(Debug, Clone)]
 pub struct MemoEntry {
-    /// A `Weak` keeps the allocation, so a later record can never be mistaken for this one by
-    /// having the same address.
-    record: Weak<ServiceRecord>,
-    scope: EndpointScope,
+    provenance: Provenance,
     /// The encoded `GatewayConfig.clusters` field, key included.
     field: Bytes,
 }
@@ -82,6 +79,8 @@ impl MemoEntry {
 /// Where a cluster kept here came from, so the next translation can tell it is still current.
 #[derive(Debug, Clone)]
 pub struct Provenance {
+    /// A `Weak` keeps the allocation, so a later record can never be mistaken for this one by
+    /// having the same address.
     record: Weak<ServiceRecord>,
     scope: EndpointScope,
 }
@@ -92,6 +91,11 @@ impl Provenance {
             record: Arc::downgrade(record),
             scope,
         }
+    }
+
+    /// Whether a cluster built from `record` in `scope` would be built from this.
+    fn is(&self, record: &Arc<ServiceRecord>, scope: EndpointScope) -> bool {
+        self.scope == scope && std::ptr::eq(self.record.as_ptr(), Arc::as_ptr(record))
     }
 }
 
@@ -126,36 +130,27 @@ impl ReusingTranslation {
             .count()
     }
 
-    /// The memo for the next translation; `fields` are the encoded cluster fields of what was
-    /// sent, in the order of [`ReusingTranslation::clusters`].
-    pub fn into_memo(self, fields: impl IntoIterator<Item = Bytes>) -> ClusterMemo {
+    /// The memo for the next translation, or `None` when nothing in it could be reused
+    /// (sidecars); `fields` are the encoded cluster fields of what was sent, in the order of
+    /// [`ReusingTranslation::clusters`].
+    pub fn into_memo(self, fields: impl IntoIterator<Item = Bytes>) -> Option<ClusterMemo> {
+        let inputs = self.inputs?;
         let entries = self
             .clusters
             .into_iter()
             .zip(fields)
             .filter_map(|((name, part), field)| {
-                let (record, scope) = match part {
-                    ClusterPart::Fresh {
-                        provenance: Some(provenance),
-                        ..
-                    } => (provenance.record, provenance.scope),
-                    ClusterPart::Fresh { .. } => return None,
-                    ClusterPart::Reused(entry) => (entry.record, entry.scope),
+                let provenance = match part {
+                    ClusterPart::Fresh { provenance, .. } => provenance?,
+                    ClusterPart::Reused(entry) => entry.provenance,
                 };
-                Some((
-                    name,
-                    MemoEntry {
-                        record,
-                        scope,
-                        field,
-                    },
-                ))
+                Some((name, MemoEntry { provenance, field }))
             })
             .collect();
-        ClusterMemo {
-            inputs: self.inputs,
+        Some(ClusterMemo {
+            inputs: Some(inputs),
             entries,
-        }
+        })
     }
 }
 
@@ -195,7 +190,6 @@ impl Translator<'_> {
         scope: EndpointScope,
     ) -> Option<MemoEntry> {
         let entry = self.memo?.entries.get(name)?;
-        (entry.scope == scope && std::ptr::eq(entry.record.as_ptr(), Arc::as_ptr(record)))
-            .then(|| entry.clone())
+        entry.provenance.is(record, scope).then(|| entry.clone())
     }
 }

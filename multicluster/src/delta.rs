@@ -42,6 +42,11 @@ pub struct Undo {
 }
 
 impl Undo {
+    /// The names of the clusters the delta replaced, added or removed.
+    pub fn touched(&self) -> impl Iterator<Item = &str> {
+        self.displaced.iter().map(|(name, _)| name.as_str())
+    }
+
     /// Puts `config` back to what it was before the delta (up to the order of clusters, which
     /// the delta sorted by name).
     pub fn restore(self, config: &mut GatewayConfig) {

@@ -38,30 +38,38 @@ pub fn validate(config: &GatewayConfig) -> Vec<ConfigProblem> {
     check.problems
 }
 
-/// The problems a delta can bring into `config`, a configuration that passed [`validate`]
-/// before the delta replaced or added the clusters named `changed` and removed none: only those
-/// clusters and the version can be new problems. A delta that removes clusters can break
-/// references anywhere, so it needs [`validate`]. Tens of thousands of unchanged endpoints
-/// are not checked again on every endpoint move.
-pub fn validate_changed_clusters<'n>(
+/// Every problem of `config` after a delta touched the clusters named `touched` (see
+/// [`crate::delta::Undo::touched`]), given that it passed [`validate`] before: the same list
+/// [`validate`] would give. Only the touched clusters and the version can be new problems,
+/// so tens of thousands of unchanged endpoints are not checked again on every endpoint move.
+/// A touched name that is gone was removed, and a removal can leave references dangling
+/// anywhere: then the whole configuration is checked.
+pub fn validate_after_delta<'n>(
     config: &GatewayConfig,
-    changed: impl IntoIterator<Item = &'n str>,
+    touched: impl IntoIterator<Item = &'n str>,
 ) -> Vec<ConfigProblem> {
+    // A name removed and added again in one delta is touched twice but is one cluster.
+    let touched: BTreeSet<&str> = touched.into_iter().collect();
+    let mut clusters = Vec::with_capacity(touched.len());
+    for name in touched {
+        // The delta sorted the clusters by name.
+        match config
+            .clusters
+            .binary_search_by(|cluster| cluster.name.as_str().cmp(name))
+        {
+            Ok(index) => clusters.push(&config.clusters[index]),
+            Err(_) => return validate(config),
+        }
+    }
     let mut check = Checker::new(config);
     if config.version.is_empty() {
         check.problem("version", "is empty; discovery must version every push");
     }
-    for name in changed {
-        if name.is_empty() {
+    for cluster in clusters {
+        if cluster.name.is_empty() {
             check.problem("clusters", "has an entry with an empty name");
         }
-        // The delta was applied by name, so each changed name is one cluster.
-        if let Ok(index) = config
-            .clusters
-            .binary_search_by(|cluster| cluster.name.as_str().cmp(name))
-        {
-            check.cluster(&config.clusters[index]);
-        }
+        check.cluster(cluster);
     }
     check.problems
 }

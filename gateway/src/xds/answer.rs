@@ -60,30 +60,15 @@ pub async fn answer<S: ConfigSink>(
             outcome
         }
         (None, Some(delta)) => {
-            // The held config passed validation, so a delta that removes nothing can only
-            // bring problems in the clusters it carries; one that removes clusters may leave
-            // references dangling anywhere and is checked whole.
-            let changed: Option<Vec<String>> = delta.removed_clusters.is_empty().then(|| {
-                delta
-                    .clusters
-                    .iter()
-                    .map(|cluster| cluster.name.clone())
-                    .collect()
-            });
             let (config, undo) = match multicluster::delta::apply_delta(held.as_mut(), delta) {
                 Ok(applied) => applied,
                 Err(error) => return refused(error.version().to_owned(), vec![error.to_string()]),
             };
             let version = config.version.clone();
-            let checked = match &changed {
-                Some(names) => check_with(config, |config| {
-                    multicluster::validate::validate_changed_clusters(
-                        config,
-                        names.iter().map(String::as_str),
-                    )
-                }),
-                None => check(config),
-            };
+            // The held config passed validation: only what the delta touched can be new.
+            let checked = check_with(config, |config| {
+                multicluster::validate::validate_after_delta(config, undo.touched())
+            });
             let outcome = match checked {
                 Ok(()) => hand_over(config.clone(), sink).await,
                 Err(problems) => refused(version, problems),

@@ -1,7 +1,8 @@
 //! Upstream resolution and pooling: ServiceEntry `resolution: DNS` hosts resolved by the
 //! gateway itself against an in-test DNS server on 127.0.0.1 (TTL honoured, last good answer
-//! kept when DNS fails, a clear 503 when a host never resolved), and DestinationRule
-//! `connectionPool.http.maxRequestsPerConnection`.
+//! kept when DNS fails, a clear 503 when a host never resolved), DestinationRule
+//! `connectionPool.http.maxRequestsPerConnection` and `idleTimeout`, and pooled connections
+//! the upstream closed.
 #![allow(clippy::unwrap_used)]
 
 mod http_support;
@@ -201,4 +202,58 @@ async fn max_requests_per_connection_retires_upstream_connections() {
         }
         gateway.shutdown().await;
     }
+}
+
+/// `curl` sends `count` sequential requests on one client connection to `cluster`'s backend.
+async fn sequential(cluster: proto::Cluster, count: usize) -> (Reply, GatewayHandle) {
+    let dns = DnsServer::start().await;
+    let gateway = gateway_for(&dns, API, cluster).await;
+    let address = gateway.listener_address(80).unwrap();
+    let url = format!("http://{address}/x");
+    let mut args = vec!["-sS", "-H", "Host: api.example.com"];
+    args.extend(std::iter::repeat_n(url.as_str(), count));
+    (curl(&args).await, gateway)
+}
+
+/// An upstream that closes each connection after one reply, without `connection: close`:
+/// every request still gets its answer, none is answered 503 for a connection the pool
+/// kept but the upstream had already closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_upstream_closed_are_never_lent() {
+    let backend = Counting::start_closing("closing", 200).await;
+    let (reply, gateway) = sequential(cluster(8000, "", API, &[backend.address]), 40).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.body.matches("closing GET /x").count(),
+        40,
+        "{reply:?}"
+    );
+    assert_eq!(backend.count(), 40);
+    assert_eq!(backend.connections.load(Ordering::SeqCst), 40);
+    gateway.shutdown().await;
+}
+
+/// DestinationRule `connectionPool.http.idleTimeout`: the gateway closes an upstream
+/// connection idle that long, and the next request opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_close_after_the_idle_timeout() {
+    let backend = Counting::start("idle", 200).await;
+    let mut cluster = cluster(8000, "", API, &[backend.address]);
+    cluster.connection_pool = Some(proto::ConnectionPool {
+        idle_timeout_ms: 400,
+        ..Default::default()
+    });
+    let (reply, gateway) = sequential(cluster, 3).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        backend.connections.load(Ordering::SeqCst),
+        1,
+        "kept alive between requests"
+    );
+    assert_eq!(backend.closed.load(Ordering::SeqCst), 0);
+    let closed = within_15s(|| backend.closed.load(Ordering::SeqCst) == 1).await;
+    assert!(closed, "the idle upstream connection is still open");
+    assert_eq!(get(&gateway, API).await.status, 200);
+    assert_eq!(backend.connections.load(Ordering::SeqCst), 2);
+    gateway.shutdown().await;
 }

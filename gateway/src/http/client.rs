@@ -1,9 +1,8 @@
-//! Pooled upstream HTTP clients, one per (cluster, HTTP version): hyper-util's pool keyed by
-//! endpoint address inside it. TLS origination happens in the connector, so a cluster's
-//! pooled connections all carry the same TLS settings.
+//! Upstream HTTP clients, one per (cluster, HTTP version), each with its own connection pool
+//! ([`super::pool`]). TLS origination happens in the connector, so a cluster's pooled
+//! connections all carry the same TLS settings.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,16 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::body::HttpBody;
+use super::pool::PoolSettings;
+pub use super::pool::{UpstreamClient, UpstreamError};
 use crate::config::ClusterConfig;
-use crate::upstream::RequestCount;
 
 /// Idle connections per endpoint when the DestinationRule sets no limit.
 const DEFAULT_MAX_IDLE_PER_ENDPOINT: usize = 64;
@@ -36,38 +32,11 @@ pub type OriginationTls = Arc<certs::UpstreamTls>;
 pub struct Connector {
     connect_timeout: Duration,
     tls: Option<OriginationTls>,
-    count_requests: bool,
 }
 
-pub struct UpstreamIo {
-    stream: UpstreamStream,
-    /// Set when the cluster retires connections after a number of requests.
-    requests: Option<RequestCount>,
-}
-
-enum UpstreamStream {
+pub enum UpstreamIo {
     Plain(TokioIo<TcpStream>),
     Tls(Box<TokioIo<TlsStream<TcpStream>>>),
-}
-
-impl Connection for UpstreamIo {
-    fn connected(&self) -> Connected {
-        let connected = match &self.stream {
-            UpstreamStream::Plain(_) => Connected::new(),
-            UpstreamStream::Tls(stream) => {
-                let (_, session) = stream.inner().get_ref();
-                if session.alpn_protocol() == Some(b"h2") {
-                    Connected::new().negotiated_h2()
-                } else {
-                    Connected::new()
-                }
-            }
-        };
-        match &self.requests {
-            Some(requests) => connected.extra(requests.clone()),
-            None => connected,
-        }
-    }
 }
 
 impl hyper::rt::Read for UpstreamIo {
@@ -76,9 +45,9 @@ impl hyper::rt::Read for UpstreamIo {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            UpstreamStream::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -89,30 +58,30 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            UpstreamStream::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            UpstreamStream::Plain(io) => Pin::new(io).poll_flush(cx),
-            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_flush(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            UpstreamStream::Plain(io) => Pin::new(io).poll_shutdown(cx),
-            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.stream {
-            UpstreamStream::Plain(io) => io.is_write_vectored(),
-            UpstreamStream::Tls(io) => io.is_write_vectored(),
+        match self {
+            UpstreamIo::Plain(io) => io.is_write_vectored(),
+            UpstreamIo::Tls(io) => io.is_write_vectored(),
         }
     }
 
@@ -121,86 +90,55 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            UpstreamStream::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            UpstreamStream::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 }
 
-impl tower_service::Service<Uri> for Connector {
-    type Response = UpstreamIo;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<UpstreamIo>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
+impl Connector {
+    /// A TCP connection to `address`, with TLS on it when the cluster originates TLS.
+    pub async fn connect(&self, address: SocketAddr) -> io::Result<UpstreamIo> {
         let timeout = self.connect_timeout;
-        let tls = self.tls.clone();
-        let requests = self.count_requests.then(RequestCount::default);
-        Box::pin(async move {
-            // The router always puts the chosen endpoint's IP:port in the URI.
-            let address: SocketAddr = uri
-                .authority()
-                .and_then(|a| a.as_str().parse().ok())
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("upstream URI {uri} does not name an endpoint address"),
-                    )
-                })?;
-            let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-                .await
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "connect to {address} timed out after {} ms",
-                            timeout.as_millis()
-                        ),
-                    )
-                })??;
-            // Small requests must not wait for Nagle; failing to set it costs latency only.
-            let _ = stream.set_nodelay(true);
-            let Some(tls) = tls else {
-                return Ok(UpstreamIo {
-                    stream: UpstreamStream::Plain(TokioIo::new(stream)),
-                    requests,
-                });
-            };
-            let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
-            let handshake = connector.connect(tls.server_name.clone(), stream);
-            let stream = tokio::time::timeout(timeout, handshake)
-                .await
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("TLS handshake with {address} timed out"),
-                    )
-                })??;
-            Ok(UpstreamIo {
-                stream: UpstreamStream::Tls(Box::new(TokioIo::new(stream))),
-                requests,
-            })
-        })
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "connect to {address} timed out after {} ms",
+                        timeout.as_millis()
+                    ),
+                )
+            })??;
+        // Small requests must not wait for Nagle; failing to set it costs latency only.
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(UpstreamIo::Plain(TokioIo::new(stream)));
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
+        let handshake = connector.connect(tls.server_name.clone(), stream);
+        let stream = tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("TLS handshake with {address} timed out"),
+                )
+            })??;
+        Ok(UpstreamIo::Tls(Box::new(TokioIo::new(stream))))
     }
 }
 
-pub type UpstreamClient = Client<Connector, HttpBody>;
-
 struct CachedClient {
-    http2: bool,
     tls: Option<OriginationTls>,
-    /// Pool settings: idle connections, idle timeout, requests per connection.
-    idle: (Option<usize>, Option<Duration>, Option<usize>),
+    connect_timeout: Duration,
     client: UpstreamClient,
 }
 
 /// Clients outlive configuration pushes so their pools do; a client is rebuilt only when
-/// its cluster's HTTP version, TLS settings or pool settings change.
+/// its cluster's HTTP version, TLS settings, connect timeout or pool settings change.
 #[derive(Default)]
 pub struct ClientCache {
     /// By cluster name, then `[HTTP/1, HTTP/2]`: looked up by `&str` without building a key.
@@ -226,11 +164,15 @@ impl ClientCache {
         tls: Option<&OriginationTls>,
         connect_timeout: Duration,
     ) -> UpstreamClient {
-        let idle = (
-            cluster.max_idle_per_endpoint,
-            cluster.idle_timeout,
-            cluster.max_requests_per_connection,
-        );
+        let settings = PoolSettings {
+            http2,
+            max_idle_per_endpoint: cluster
+                .max_idle_per_endpoint
+                .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT),
+            idle_timeout: cluster.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            max_requests_per_connection: cluster.max_requests_per_connection,
+        };
+        let connect_timeout = cluster.connect_timeout.unwrap_or(connect_timeout);
         let version = usize::from(http2);
         // The map is only read and replaced under the lock; a panic elsewhere cannot leave
         // it half-written.
@@ -241,8 +183,8 @@ impl ClientCache {
         if let Some(cached) = clients
             .get(cluster.name.as_str())
             .and_then(|v| v[version].as_ref())
-            && cached.http2 == http2
-            && cached.idle == idle
+            && cached.client.settings() == settings
+            && cached.connect_timeout == connect_timeout
             && match (&cached.tls, tls) {
                 (None, None) => true,
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -252,29 +194,13 @@ impl ClientCache {
             return cached.client.clone();
         }
         let connector = Connector {
-            connect_timeout: cluster.connect_timeout.unwrap_or(connect_timeout),
+            connect_timeout,
             tls: tls.cloned(),
-            count_requests: cluster.max_requests_per_connection.is_some(),
         };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(cluster.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT))
-            .pool_max_idle_per_host(
-                cluster
-                    .max_idle_per_endpoint
-                    .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT),
-            )
-            // The router sets Host itself (the client's, or the rewritten authority); the
-            // URI only carries the endpoint address.
-            .set_host(false)
-            .http2_only(http2);
-        let client = builder.build(connector);
+        let client = UpstreamClient::new(connector, settings);
         clients.entry(cluster.name.clone()).or_default()[version] = Some(Arc::new(CachedClient {
-            http2,
             tls: tls.cloned(),
-            idle,
+            connect_timeout,
             client: client.clone(),
         }));
         client

@@ -13,6 +13,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
 use super::body::{BoxError, HttpBody, boxed, collect_limited, full};
+use super::client::UpstreamError;
 use super::context::{ConnectionContext, HttpProtocol};
 use super::grpc_web::{self, GrpcWeb};
 use super::headers;
@@ -23,8 +24,7 @@ use super::router::{
 use super::{access_log, cors};
 use crate::config::ClusterConfig;
 use crate::proxy::Proxy;
-use crate::upstream::{EndpointFilter, count_request, random::random_u64};
-use hyper_util::client::legacy::connect::capture_connection;
+use crate::upstream::{EndpointFilter, random::random_u64};
 
 /// Request bodies kept in memory so a retry or a mirror can send them again; larger ones
 /// stream once and are not retried.
@@ -440,7 +440,7 @@ async fn forward_request<'c>(
             } else {
                 parts.headers.clone()
             };
-            let mut request = match upstream_request(
+            let request = match upstream_request(
                 &parts.method,
                 headers,
                 picked.address,
@@ -453,10 +453,7 @@ async fn forward_request<'c>(
                     return Err((unforwardable_path(), flags::DOWNSTREAM_PROTOCOL_ERROR, None));
                 }
             };
-            let per_connection = cluster
-                .max_requests_per_connection
-                .map(|limit| (limit, capture_connection(&mut request)));
-            let call = client.request(request);
+            let call = client.request(picked.address, request);
             let result = match per_try {
                 Some(limit) => match tokio::time::timeout(limit, call).await {
                     Ok(result) => result.map_err(classify),
@@ -467,9 +464,6 @@ async fn forward_request<'c>(
             drop(picked.active);
             match result {
                 Ok(response) => {
-                    if let Some((limit, capture)) = &per_connection {
-                        count_request(capture, &response, *limit);
-                    }
                     let status = response.status();
                     if status.is_server_error() {
                         proxy.upstreams.record_failure(cluster, picked.address);
@@ -561,7 +555,7 @@ async fn forward_request<'c>(
     (Response::from_parts(head, body), outcome)
 }
 
-fn classify(error: hyper_util::client::legacy::Error) -> AttemptError {
+fn classify(error: UpstreamError) -> AttemptError {
     if error.is_connect() {
         AttemptError::Connect
     } else {
@@ -623,13 +617,15 @@ fn upstream_request(
     http2: bool,
     body: HttpBody,
 ) -> Option<Request<HttpBody>> {
-    // The pool and the connector key on the endpoint address in the URI; written without
-    // going through a formatted String.
-    let mut buf = [0u8; headers::ADDRESS_TEXT_MAX];
-    let authority = Authority::try_from(headers::display_into(&mut buf, address)?).ok()?;
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(authority);
+    if http2 {
+        // HTTP/2 needs `:scheme` and `:authority`; the endpoint address names the peer
+        // (Host is sent as a header), written without going through a formatted String.
+        let mut buf = [0u8; headers::ADDRESS_TEXT_MAX];
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(Authority::try_from(headers::display_into(&mut buf, address)?).ok()?);
+    }
+    // HTTP/1 sends the origin form, `/path?query`.
     uri.path_and_query = Some(path_and_query.clone());
     let uri = Uri::from_parts(uri).ok()?;
     let mut request = Request::new(body);
@@ -687,7 +683,8 @@ fn mirror_request(
     let client = mirror_client(proxy, conn, cluster);
     tokio::spawn(async move {
         let _active = picked.active;
-        match tokio::time::timeout(Duration::from_secs(30), client.request(request)).await {
+        let call = client.request(picked.address, request);
+        match tokio::time::timeout(Duration::from_secs(30), call).await {
             Ok(Ok(response)) => {
                 // Drain the body so the pooled connection can be reused.
                 let _ = response.into_body().collect().await;

@@ -13,6 +13,7 @@ pub mod grpc_web;
 mod handler;
 pub mod headers;
 pub mod local;
+mod pool;
 pub mod router;
 mod series_cache;
 mod server;

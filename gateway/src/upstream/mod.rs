@@ -9,7 +9,6 @@ mod connect;
 mod dns;
 mod outlier;
 pub(crate) mod random;
-mod request_limit;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -24,7 +23,6 @@ use crate::metrics::Metrics;
 pub use connect::{ConnectError, Connected, MAX_CONNECT_ATTEMPTS, connect};
 pub use dns::{Dns, DnsError, DnsSettings, Resolution};
 pub use outlier::PassiveHealth;
-pub use request_limit::{RequestCount, count_request};
 
 /// Which endpoints of a cluster a connection may use.
 #[derive(Debug, Clone, Copy, Default)]

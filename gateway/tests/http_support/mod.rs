@@ -99,6 +99,8 @@ pub struct Counting {
     pub requests: Arc<AtomicUsize>,
     /// Connections accepted.
     pub connections: Arc<AtomicUsize>,
+    /// Connections the gateway closed (read to end of stream).
+    pub closed: Arc<AtomicUsize>,
     /// Request lines seen, in order.
     pub lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -110,6 +112,21 @@ impl Counting {
 
     /// Listens on `address` (port 0: a free one).
     pub async fn start_on(name: &'static str, status: u16, address: SocketAddr) -> Counting {
+        Counting::serve(name, status, address, false).await
+    }
+
+    /// Closes every connection right after its first reply, without saying so in the
+    /// reply: what a backend whose keep-alive timeout is shorter than the gateway's does.
+    pub async fn start_closing(name: &'static str, status: u16) -> Counting {
+        Counting::serve(name, status, "127.0.0.1:0".parse().unwrap(), true).await
+    }
+
+    async fn serve(
+        name: &'static str,
+        status: u16,
+        address: SocketAddr,
+        close_after_reply: bool,
+    ) -> Counting {
         let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -118,6 +135,8 @@ impl Counting {
         let accepted = Arc::clone(&connections);
         let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = Arc::clone(&lines);
+        let closed = Arc::new(AtomicUsize::new(0));
+        let ended = Arc::clone(&closed);
         tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
@@ -126,6 +145,7 @@ impl Counting {
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let counter = Arc::clone(&counter);
                 let seen = Arc::clone(&seen);
+                let ended = Arc::clone(&ended);
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -134,6 +154,7 @@ impl Counting {
                             return;
                         };
                         if n == 0 {
+                            ended.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
                         buffer.extend_from_slice(&chunk[..n]);
@@ -179,7 +200,9 @@ impl Counting {
                                 "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{body}",
                                 body.len()
                             );
-                            if stream.write_all(reply.as_bytes()).await.is_err() {
+                            if stream.write_all(reply.as_bytes()).await.is_err()
+                                || close_after_reply
+                            {
                                 return;
                             }
                         }
@@ -191,6 +214,7 @@ impl Counting {
             address,
             requests,
             connections,
+            closed,
             lines,
         }
     }

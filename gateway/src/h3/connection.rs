@@ -109,6 +109,7 @@ impl QuicConnection {
             listener_name: routes.name.clone(),
             server: server.name.clone(),
             peer: connection.remote_address(),
+            peer_ip: headers::ip_value(connection.remote_address().ip()),
             tls: Some(TlsInfo {
                 sni,
                 mutual: client_cert.is_some(),

@@ -2,7 +2,7 @@
 //! ([`super::pool`]). TLS origination happens in the connector, so a cluster's pooled
 //! connections all carry the same TLS settings.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -142,8 +142,9 @@ struct CachedClient {
 #[derive(Default)]
 pub struct ClientCache {
     /// By cluster name, then `[HTTP/1, HTTP/2]`: looked up by `&str` without building a key.
-    clients: Mutex<HashMap<String, [Option<Arc<CachedClient>>; 2]>>,
-    in_flight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
+    /// Fx hashing: cluster names come from the configuration, not from clients.
+    clients: Mutex<FxHashMap<String, [Option<Arc<CachedClient>>; 2]>>,
+    in_flight: Mutex<FxHashMap<String, Arc<AtomicUsize>>>,
 }
 
 /// One request counted against its cluster's `connectionPool` limit until dropped.

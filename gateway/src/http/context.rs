@@ -52,6 +52,8 @@ pub struct ConnectionContext {
     /// The server that terminated TLS, or the port's first plaintext HTTP server.
     pub server: String,
     pub peer: SocketAddr,
+    /// The peer's IP as `x-forwarded-for` carries it, formatted once for all its requests.
+    pub peer_ip: HeaderValue,
     pub tls: Option<TlsInfo>,
     pub route_table: Arc<RouteTable>,
     /// Plaintext ports: hosts of servers with `httpsRedirect` get a 301 instead of routing.

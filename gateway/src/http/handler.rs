@@ -251,7 +251,7 @@ fn prepare_upstream_headers(
 ) -> HeaderValue {
     let out = &mut parts.headers;
     headers::remove_hop_by_hop(out);
-    headers::add_forwarded(out, conn.peer.ip(), conn.scheme());
+    headers::add_forwarded(out, &conn.peer_ip, conn.scheme());
     let request_id = headers::ensure_request_id(out);
     // The gateway is the edge: a client-supplied XFCC is never trusted.
     out.remove(&headers::X_FORWARDED_CLIENT_CERT);

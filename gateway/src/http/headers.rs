@@ -98,24 +98,31 @@ pub fn display_into(buf: &mut [u8], value: impl std::fmt::Display) -> Option<&[u
 /// Room for any IP address or socket address in text (`[v6%scope]:port`).
 pub const ADDRESS_TEXT_MAX: usize = 64;
 
-/// The gateway is the edge: it appends the client address to `x-forwarded-for` and states
-/// the scheme the client used, replacing whatever the client claimed.
-pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &'static str) {
+/// `ip` as a header value (`x-forwarded-for`'s form: no brackets, no port).
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
     let mut buf = [0u8; ADDRESS_TEXT_MAX];
-    let Some(peer) = display_into(&mut buf, peer) else {
-        return;
-    };
+    display_into(&mut buf, ip)
+        .and_then(|text| HeaderValue::from_bytes(text).ok())
+        // An address's text is ASCII digits, dots, colons and hex: always a valid value.
+        .unwrap_or_else(|| HeaderValue::from_static("unknown"))
+}
+
+/// The gateway is the edge: it appends the client address (`peer`, from [`ip_value`]) to
+/// `x-forwarded-for` and states the scheme the client used, replacing whatever the client
+/// claimed.
+pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'static str) {
     let value = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(existing) if !existing.is_empty() => {
+            let peer = peer.as_bytes();
             let mut joined = Vec::with_capacity(existing.len() + 1 + peer.len());
             joined.extend_from_slice(existing);
             joined.push(b',');
             joined.extend_from_slice(peer);
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
         }
-        _ => HeaderValue::from_bytes(peer),
+        _ => Some(peer.clone()),
     };
-    if let Ok(value) = value {
+    if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
@@ -139,16 +146,19 @@ pub fn new_request_id() -> HeaderValue {
     // Version 4 in bits 76..80, the RFC 9562 variant `10` in bits 62..64.
     let high = (random_u64() & !0xf000) | 0x4000;
     let low = (random_u64() & !(0b11 << 62)) | (0b10 << 62);
-    let bits = (u128::from(high) << 64) | u128::from(low);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&high.to_be_bytes());
+    bytes[8..].copy_from_slice(&low.to_be_bytes());
     let mut text = [0u8; 36];
-    let mut nibble = 0;
-    for (i, byte) in text.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *byte = b'-';
-            continue;
+    let mut at = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text[at] = b'-';
+            at += 1;
         }
-        *byte = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
-        nibble += 1;
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0xf)];
+        at += 2;
     }
     // Hex digits and dashes are always a valid header value.
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
@@ -213,7 +223,11 @@ mod tests {
     #[test]
     fn forwarded_for_is_set_when_absent() {
         let mut headers = HeaderMap::new();
-        add_forwarded(&mut headers, "2001:db8::1".parse().unwrap(), "https");
+        add_forwarded(
+            &mut headers,
+            &ip_value("2001:db8::1".parse().unwrap()),
+            "https",
+        );
         assert_eq!(headers.get(&X_FORWARDED_FOR).unwrap(), "2001:db8::1");
     }
 
@@ -222,7 +236,11 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(&X_FORWARDED_FOR, "203.0.113.9".parse().unwrap());
         headers.insert(&X_FORWARDED_PROTO, "https".parse().unwrap());
-        add_forwarded(&mut headers, "127.0.0.1".parse().unwrap(), "http");
+        add_forwarded(
+            &mut headers,
+            &ip_value("127.0.0.1".parse().unwrap()),
+            "http",
+        );
         assert_eq!(
             headers.get(&X_FORWARDED_FOR).unwrap(),
             "203.0.113.9,127.0.0.1"

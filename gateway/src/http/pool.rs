@@ -13,7 +13,7 @@
 //! authority per request; here the endpoint address is the key and the body hands the
 //! connection back itself.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -25,6 +25,7 @@ use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustc_hash::FxHashMap;
 
 use super::body::{HttpBody, boxed, empty};
 use super::client::{Connector, UpstreamIo};
@@ -76,7 +77,8 @@ pub struct UpstreamClient(Arc<Pool>);
 struct Pool {
     connector: Connector,
     settings: PoolSettings,
-    endpoints: Mutex<HashMap<SocketAddr, Endpoint>>,
+    /// Fx hashing: endpoint addresses come from the configuration, not from clients.
+    endpoints: Mutex<FxHashMap<SocketAddr, Endpoint>>,
 }
 
 #[derive(Default)]
@@ -110,7 +112,7 @@ impl UpstreamClient {
         let pool = Arc::new(Pool {
             connector,
             settings,
-            endpoints: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(FxHashMap::default()),
         });
         spawn_sweeper(Arc::downgrade(&pool), settings.idle_timeout);
         UpstreamClient(pool)
@@ -211,7 +213,7 @@ impl UpstreamClient {
 }
 
 impl Pool {
-    fn endpoints(&self) -> MutexGuard<'_, HashMap<SocketAddr, Endpoint>> {
+    fn endpoints(&self) -> MutexGuard<'_, FxHashMap<SocketAddr, Endpoint>> {
         // Every change under the lock is a single push, pop or replace: a panic elsewhere
         // cannot leave the map half-written.
         self.endpoints

@@ -117,6 +117,7 @@ impl Proxy {
                 listener_name: routes.name.clone(),
                 server: first.name.clone(),
                 peer,
+                peer_ip: crate::http::headers::ip_value(peer.ip()),
                 tls: None,
                 route_table: table,
                 checks_https_redirect: routes.http.iter().any(|s| s.https_redirect),

@@ -123,6 +123,7 @@ pub async fn serve_terminated(
                 listener_name: routes.name.clone(),
                 server: server.name.clone(),
                 peer,
+                peer_ip: crate::http::headers::ip_value(peer.ip()),
                 tls: Some(tls),
                 route_table: table,
                 checks_https_redirect: false,

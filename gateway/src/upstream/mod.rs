@@ -10,8 +10,9 @@ mod dns;
 mod outlier;
 pub(crate) mod random;
 
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -84,14 +85,27 @@ struct EndpointState {
 
 #[derive(Debug, Default)]
 struct ClusterBalance {
-    endpoints: HashMap<SocketAddr, EndpointState>,
+    endpoints: FxHashMap<SocketAddr, EndpointState>,
     rotation: usize,
 }
 
 pub struct Upstreams {
-    clusters: Mutex<HashMap<String, Arc<Mutex<ClusterBalance>>>>,
+    /// Fx hashing: keys come from the configuration, not from clients, and this map is
+    /// read several times per request.
+    clusters: Mutex<FxHashMap<String, Arc<Mutex<ClusterBalance>>>>,
     metrics: Metrics,
     dns: Dns,
+}
+
+/// Counts a request or connection against the chosen endpoint until the `Picked` drops.
+fn picked(balance: &mut ClusterBalance, endpoint: &EndpointConfig) -> Picked {
+    let state = balance.endpoints.entry(endpoint.address).or_default();
+    state.active.fetch_add(1, Ordering::Relaxed);
+    Picked {
+        address: endpoint.address,
+        cluster_id: Arc::clone(&endpoint.cluster_id),
+        active: ActiveConnection(Arc::clone(&state.active)),
+    }
 }
 
 /// State stays consistent under a panic elsewhere (each update is a few field writes), so a
@@ -104,7 +118,7 @@ impl Upstreams {
     /// Call inside the runtime DNS lookups should run on.
     pub fn new(metrics: Metrics, dns: DnsSettings) -> Self {
         Upstreams {
-            clusters: Mutex::new(HashMap::new()),
+            clusters: Mutex::new(FxHashMap::default()),
             metrics,
             dns: Dns::new(dns),
         }
@@ -190,10 +204,18 @@ impl Upstreams {
         filter: &EndpointFilter<'_>,
         exclude: &[SocketAddr],
     ) -> Option<Picked> {
-        let now = Instant::now();
         let endpoints = self.endpoints(cluster);
         let balance = self.balance(&cluster.name);
         let mut balance = lock(&balance);
+        if let [only] = &endpoints[..] {
+            // One candidate: every policy picks it (ejected or not, as below), and the
+            // candidate lists and weights need not be built.
+            if !filter.allows(only) || exclude.contains(&only.address) {
+                return None;
+            }
+            return Some(picked(&mut balance, only));
+        }
+        let now = Instant::now();
         let eligible: Vec<&EndpointConfig> = endpoints
             .iter()
             .filter(|e| filter.allows(e) && !exclude.contains(&e.address))
@@ -255,15 +277,7 @@ impl Upstreams {
             LbPolicy::Random => balancer::weighted_random(&weights, random::random_u64())?,
         };
         let endpoint = pool.get(chosen)?;
-        let address = endpoint.address;
-        let cluster_id = Arc::clone(&endpoint.cluster_id);
-        let state = balance.endpoints.entry(address).or_default();
-        state.active.fetch_add(1, Ordering::Relaxed);
-        Some(Picked {
-            address,
-            cluster_id,
-            active: ActiveConnection(Arc::clone(&state.active)),
-        })
+        Some(picked(&mut balance, endpoint))
     }
 
     pub fn record_success(&self, cluster: &ClusterConfig, address: SocketAddr) {

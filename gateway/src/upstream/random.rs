@@ -1,14 +1,9 @@
-//! Random numbers for load balancing without another dependency.
-//!
-//! `RandomState` is seeded from the OS once per thread and each new one advances its keys, so
-//! hashing nothing through a fresh one yields a well-mixed 64-bit value. Load balancing only
-//! needs spread, not secrecy.
-
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+//! Random numbers for load balancing, fault injection and request ids: fastrand's
+//! thread-local generator (seeded from the OS once per thread). Balancing only needs
+//! spread, not secrecy, and this is on every request's path.
 
 pub fn random_u64() -> u64 {
-    RandomState::new().build_hasher().finish()
+    fastrand::u64(..)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! As in ztunnel, proxied traffic runs on its own multi-threaded runtime, so a burst of
 //! connections cannot starve the discovery client or the admin endpoints, and the reverse.
 
+mod data_plane;
 mod options;
 
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use multicluster::proto::GatewayConfig;
 use thiserror::Error;
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminAddresses};
@@ -23,6 +24,7 @@ use crate::listener::{AcceptContext, BoundListener, ListenerSet, Placement};
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxySettings};
 use crate::upstream::{DnsSettings, Upstreams};
+use data_plane::DataPlane;
 
 pub use options::{GatewayOptions, MeshIdentity};
 
@@ -63,7 +65,7 @@ pub struct GatewayHandle {
     gateway: Gateway,
     admin: AdminAddresses,
     admin_shutdown: CancellationToken,
-    data_runtime: Option<Runtime>,
+    data_runtime: Option<DataPlane>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,12 +78,8 @@ impl Gateway {
     /// Starts the data-plane runtime and the admin servers (on the current runtime). Nothing
     /// is proxied and `/healthz/ready` answers 503 until the first [`Gateway::apply`].
     pub async fn start(options: GatewayOptions) -> Result<GatewayHandle, StartError> {
-        let data_runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(options.data_plane_threads.max(1))
-            .thread_name("isthmus-data")
-            .enable_all()
-            .build()
-            .map_err(StartError::Runtime)?;
+        let data_runtime =
+            DataPlane::start(options.data_plane_threads.max(1)).map_err(StartError::Runtime)?;
         let metrics = Metrics::for_cluster(options.cluster.as_deref().unwrap_or(""));
         let telemetry = options
             .telemetry

@@ -2,7 +2,7 @@
 //! gateway itself against an in-test DNS server on 127.0.0.1 (TTL honoured, last good answer
 //! kept when DNS fails, a clear 503 when a host never resolved), DestinationRule
 //! `connectionPool.http.maxRequestsPerConnection` and `idleTimeout`, and pooled connections
-//! the upstream closed.
+//! the upstream closed; HTTP/2 upstreams sharing one connection until it is retired.
 #![allow(clippy::unwrap_used)]
 
 mod http_support;
@@ -256,4 +256,56 @@ async fn idle_upstream_connections_close_after_the_idle_timeout() {
     assert_eq!(get(&gateway, API).await.status, 200);
     assert_eq!(backend.connections.load(Ordering::SeqCst), 2);
     gateway.shutdown().await;
+}
+
+/// An h2c backend counting the connections it accepted; answers every request 200.
+async fn start_h2_backend() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = std::sync::Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: http::Request<hyper::body::Incoming>| async move {
+                        let answer = format!("h2 {:?}\n", request.version());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(answer)),
+                        ))
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    (address, connections)
+}
+
+/// HTTP/2 upstreams: every request shares one connection, until maxRequestsPerConnection
+/// retires it and the next request opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_upstream_requests_share_a_connection_until_retired() {
+    for (limit, expected) in [(None, 1..=1), (Some(2u32), 3..=6)] {
+        let (backend, connections) = start_h2_backend().await;
+        let mut cluster = cluster(8000, "", API, &[backend]);
+        cluster.protocol = Protocol::Http2 as i32;
+        cluster.connection_pool = limit.map(|max| proto::ConnectionPool {
+            max_requests_per_connection: max,
+            ..Default::default()
+        });
+        let (reply, gateway) = sequential(cluster, 6).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body.matches("h2 HTTP/2.0").count(), 6, "{reply:?}");
+        let opened = connections.load(Ordering::SeqCst);
+        assert!(
+            expected.contains(&opened),
+            "{opened} upstream connections for 6 requests with limit {limit:?}"
+        );
+        gateway.shutdown().await;
+    }
 }

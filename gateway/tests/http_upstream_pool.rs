@@ -309,3 +309,50 @@ async fn http2_upstream_requests_share_a_connection_until_retired() {
         gateway.shutdown().await;
     }
 }
+
+/// An HTTP/1.1 backend answering every request with a chunked body and a trailer; counts
+/// the connections it accepted.
+async fn start_trailers_backend() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = std::sync::Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&chunk[..n]);
+                    // Bodiless requests only: each head is one request.
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let reply = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+                            trailer: x-checksum\r\n\r\n6\r\nchunk\n\r\n0\r\nx-checksum: 1\r\n\r\n";
+                        if stream.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (address, connections)
+}
+
+/// A chunked response that ends with trailers gives its connection back like any other:
+/// sequential requests reuse one upstream connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_ending_in_trailers_give_their_connection_back() {
+    let (backend, connections) = start_trailers_backend().await;
+    let (reply, gateway) = sequential(cluster(8000, "", API, &[backend]), 4).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body.matches("chunk\n").count(), 4, "{reply:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    gateway.shutdown().await;
+}

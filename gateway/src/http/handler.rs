@@ -683,12 +683,16 @@ fn mirror_request(
     let client = mirror_client(proxy, conn, cluster);
     tokio::spawn(async move {
         let _active = picked.active;
-        let call = client.request(picked.address, request);
-        match tokio::time::timeout(Duration::from_secs(30), call).await {
-            Ok(Ok(response)) => {
-                // Drain the body so the pooled connection can be reused.
-                let _ = response.into_body().collect().await;
-            }
+        // The limit covers the body too: a mirror that never finishes its answer must not
+        // hold this task and its connection forever.
+        let exchange = async {
+            let response = client.request(picked.address, request).await?;
+            // Read to the end so the pooled connection can be reused.
+            let _ = response.into_body().collect().await;
+            Ok::<_, super::client::UpstreamError>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(30), exchange).await {
+            Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::debug!(%error, "mirror request failed"),
             Err(_) => tracing::debug!("mirror request timed out"),
         }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::{TrySendError, http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustc_hash::FxHashMap;
 
@@ -141,26 +141,18 @@ impl UpstreamClient {
         address: SocketAddr,
         mut request: Request<HttpBody>,
     ) -> Result<Response<HttpBody>, UpstreamError> {
+        // A request is sent again at most once: an upstream that resets the connection on
+        // this very request must not take down every idle connection in turn.
+        let mut resent = false;
         while let Some(mut lent) = self.0.checkout_h1(address) {
-            let copy = resendable_copy(&request);
+            let copy = if resent {
+                None
+            } else {
+                resendable_copy(&request)
+            };
             match lent.sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.0.lend_body(address, lent, response)),
-                Err(mut failed) => match (failed.take_message(), copy) {
-                    // Closed before any of the request was written: the next connection
-                    // can take it as if nothing happened.
-                    (Some(unsent), _) => request = unsent,
-                    // The upstream closed the idle connection as the request went out.
-                    (None, Some(copy)) if closed_under_request(failed.error()) => {
-                        tracing::debug!(%address, error = %failed.error(), "pooled upstream connection was closed; sending again");
-                        request = copy;
-                    }
-                    (None, _) => {
-                        return Err(UpstreamError::Request {
-                            address,
-                            source: failed.into_error(),
-                        });
-                    }
-                },
+                Err(failed) => (request, resent) = next_attempt(address, failed, copy, resent)?,
             }
         }
         let io = self.0.connect(address).await?;
@@ -182,18 +174,10 @@ impl UpstreamClient {
         mut request: Request<HttpBody>,
     ) -> Result<Response<HttpBody>, UpstreamError> {
         if let Some(mut sender) = self.0.shared_h2(address) {
+            let copy = resendable_copy(&request);
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(response.map(boxed)),
-                Err(mut failed) => match failed.take_message() {
-                    // The connection went away (GOAWAY) before the stream opened.
-                    Some(unsent) => request = unsent,
-                    None => {
-                        return Err(UpstreamError::Request {
-                            address,
-                            source: failed.into_error(),
-                        });
-                    }
-                },
+                Err(failed) => (request, _) = next_attempt(address, failed, copy, false)?,
             }
         }
         let io = self.0.connect(address).await?;
@@ -383,6 +367,32 @@ impl Pool {
     }
 }
 
+/// After a pooled connection failed a request: the request for the next connection (and
+/// whether it is a re-sent copy), or the error for the client.
+fn next_attempt(
+    address: SocketAddr,
+    mut failed: TrySendError<Request<HttpBody>>,
+    copy: Option<Request<HttpBody>>,
+    resent: bool,
+) -> Result<(Request<HttpBody>, bool), UpstreamError> {
+    // Refused before any of it was written: the next connection takes it as if nothing
+    // happened.
+    if let Some(unsent) = failed.take_message() {
+        return Ok((unsent, resent));
+    }
+    match copy {
+        // The upstream closed the connection as the request went out.
+        Some(copy) if closed_under_request(failed.error()) => {
+            tracing::debug!(%address, error = %failed.error(), "pooled upstream connection was closed; sending again");
+            Ok((copy, true))
+        }
+        _ => Err(UpstreamError::Request {
+            address,
+            source: failed.into_error(),
+        }),
+    }
+}
+
 fn handshaken<T>(
     handshake: hyper::Result<T>,
     address: SocketAddr,
@@ -489,7 +499,10 @@ impl Body for PooledBody {
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.giveback.give(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.giveback.give(),
+            // Trailers end an HTTP/1 body; hyper's server does not poll again after them.
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() || this.body.is_end_stream() => {
+                this.giveback.give()
+            }
             Poll::Ready(Some(Err(_))) => this.giveback.lent = None,
             _ => {}
         }

@@ -14,9 +14,11 @@ use tokio::sync::oneshot;
 
 const THREAD_NAME: &str = "isthmus-data";
 
+/// Stops its runtime when dropped, also on an early return from async code (where dropping
+/// a multi-thread runtime itself would panic).
 pub struct DataPlane {
     handle: Handle,
-    kind: Kind,
+    kind: Option<Kind>,
 }
 
 enum Kind {
@@ -38,7 +40,7 @@ impl DataPlane {
                 .build()?;
             return Ok(DataPlane {
                 handle: runtime.handle().clone(),
-                kind: Kind::MultiThread(runtime),
+                kind: Some(Kind::MultiThread(runtime)),
             });
         }
         let runtime = Builder::new_current_thread()
@@ -56,7 +58,7 @@ impl DataPlane {
             })?;
         Ok(DataPlane {
             handle,
-            kind: Kind::CurrentThread { stop, driver },
+            kind: Some(Kind::CurrentThread { stop, driver }),
         })
     }
 
@@ -66,16 +68,27 @@ impl DataPlane {
 
     /// Stops the runtime without waiting for its tasks: they are dropped where they stand.
     /// Callable from async code (nothing here blocks).
-    pub fn shutdown_background(self) {
-        match self.kind {
-            Kind::MultiThread(runtime) => runtime.shutdown_background(),
-            Kind::CurrentThread { stop, driver } => {
+    pub fn shutdown_background(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        match self.kind.take() {
+            Some(Kind::MultiThread(runtime)) => runtime.shutdown_background(),
+            Some(Kind::CurrentThread { stop, driver }) => {
                 let _ = stop.send(());
                 // The driver thread finishes on its own; joining it here could block an
                 // async caller.
                 drop(driver);
             }
+            None => {}
         }
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -100,11 +113,19 @@ mod tests {
         }
     }
 
+    /// What `Gateway::start` does when a step after starting the data plane fails.
+    #[tokio::test]
+    async fn dropping_from_async_code_does_not_panic() {
+        for threads in [1, 2] {
+            drop(DataPlane::start(threads).unwrap());
+        }
+    }
+
     #[test]
     fn a_stopped_current_thread_runtime_runs_nothing_more() {
-        let data_plane = DataPlane::start(1).unwrap();
+        let mut data_plane = DataPlane::start(1).unwrap();
         let handle = data_plane.handle().clone();
-        let Kind::CurrentThread { stop, driver } = data_plane.kind else {
+        let Some(Kind::CurrentThread { stop, driver }) = data_plane.kind.take() else {
             panic!("one thread is a current-thread runtime");
         };
         let _ = stop.send(());

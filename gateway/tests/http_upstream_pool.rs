@@ -8,7 +8,8 @@
 mod http_support;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gateway::{GatewayHandle, GatewayOptions};
@@ -259,28 +260,37 @@ async fn idle_upstream_connections_close_after_the_idle_timeout() {
 }
 
 /// An h2c backend counting the connections it accepted; answers every request 200.
-async fn start_h2_backend() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+async fn start_h2_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    serve_counting(|stream| async move {
+        let service = hyper::service::service_fn(
+            |request: http::Request<hyper::body::Incoming>| async move {
+                let answer = format!("h2 {:?}\n", request.version());
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from(answer),
+                )))
+            },
+        );
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await;
+    })
+    .await
+}
+
+/// Accepts connections on a free loopback port, counting them, and serves each with `serve`.
+async fn serve_counting<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let accepted = std::sync::Arc::clone(&connections);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::clone(&connections);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             accepted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: http::Request<hyper::body::Incoming>| async move {
-                        let answer = format!("h2 {:?}\n", request.version());
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(bytes::Bytes::from(answer)),
-                        ))
-                    },
-                );
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     (address, connections)
@@ -312,37 +322,28 @@ async fn http2_upstream_requests_share_a_connection_until_retired() {
 
 /// An HTTP/1.1 backend answering every request with a chunked body and a trailer; counts
 /// the connections it accepted.
-async fn start_trailers_backend() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+async fn start_trailers_backend() -> (SocketAddr, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let accepted = std::sync::Arc::clone(&connections);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            accepted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut chunk).await {
-                    if n == 0 {
-                        return;
-                    }
-                    seen.extend_from_slice(&chunk[..n]);
-                    // Bodiless requests only: each head is one request.
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        let reply = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+    serve_counting(|mut stream| async move {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut chunk).await {
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+            // Bodiless requests only: each head is one request.
+            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                seen.drain(..end + 4);
+                let reply = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
                             trailer: x-checksum\r\n\r\n6\r\nchunk\n\r\n0\r\nx-checksum: 1\r\n\r\n";
-                        if stream.write_all(reply.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
+                if stream.write_all(reply.as_bytes()).await.is_err() {
+                    return;
                 }
-            });
+            }
         }
-    });
-    (address, connections)
+    })
+    .await
 }
 
 /// A chunked response that ends with trailers gives its connection back like any other:

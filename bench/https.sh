@@ -4,6 +4,7 @@
 # headers added), same clients (wrk for HTTP/1.1, h2load for HTTP/2). Not part of CI.
 #
 #   bench/https.sh [duration_seconds] [connections]     req/s and p99 ratios, gateway / nginx
+#                                                       (default 8 s, 32 connections, 5 rounds)
 #   bench/https.sh --instructions [requests]            gateway instructions per request
 #   bench/https.sh --tracing [duration_seconds] [connections]
 #                                                       gateway h1 req/s with tracing off, at
@@ -41,11 +42,12 @@ elif [[ "${1:-}" == "--tracing" ]]; then
     DURATION="${1:-10}"
     CONNECTIONS="${2:-32}"
 else
-    DURATION="${1:-10}"
+    DURATION="${1:-8}"
     CONNECTIONS="${2:-32}"
 fi
 WORKERS="${WORKERS:-1}"
-ROUNDS="${ROUNDS:-3}"
+# Five alternating rounds: on a shared machine three left single runs 10-15% apart.
+ROUNDS="${ROUNDS:-5}"
 CPUS="$(nproc)"
 if ((CPUS >= 2)); then
     PROXY_CPUS="${PROXY_CPUS:-0-$((WORKERS - 1))}"

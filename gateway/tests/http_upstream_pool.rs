@@ -357,3 +357,31 @@ async fn responses_ending_in_trailers_give_their_connection_back() {
     assert_eq!(connections.load(Ordering::SeqCst), 1);
     gateway.shutdown().await;
 }
+
+/// Requests arriving together at an HTTP/2 endpoint with no connection yet wait for one
+/// connection attempt and share it, instead of each opening a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_http2_requests_open_one_connection() {
+    let (backend, connections) = start_h2_backend().await;
+    let mut cluster = cluster(8000, "", API, &[backend]);
+    cluster.protocol = Protocol::Http2 as i32;
+    let dns = DnsServer::start().await;
+    let gateway = gateway_for(&dns, API, cluster).await;
+    let address = gateway.listener_address(80).unwrap();
+    let url = format!("http://{address}/x");
+    // Ten client connections at once, each with one request.
+    let mut args = vec![
+        "-Z",
+        "--parallel-immediate",
+        "--parallel-max",
+        "10",
+        "-H",
+        "Host: api.example.com",
+    ];
+    args.extend(std::iter::repeat_n(url.as_str(), 10));
+    let reply = curl(&args).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body.matches("h2 HTTP/2.0").count(), 10, "{reply:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    gateway.shutdown().await;
+}

@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{TrySendError, http1, http2};
@@ -60,13 +62,20 @@ pub enum UpstreamError {
         address: SocketAddr,
         source: hyper::Error,
     },
+    /// The failure of a connection attempt several requests waited for.
+    #[error("{0}")]
+    Shared(Arc<UpstreamError>),
 }
 
 impl UpstreamError {
     /// The connection could not be established (Envoy's `UF`), as opposed to a failure of
     /// a request on an established connection (`UR`).
     pub fn is_connect(&self) -> bool {
-        !matches!(self, UpstreamError::Request { .. })
+        match self {
+            UpstreamError::Request { .. } => false,
+            UpstreamError::Shared(error) => error.is_connect(),
+            UpstreamError::Connect { .. } | UpstreamError::Handshake { .. } => true,
+        }
     }
 }
 
@@ -87,7 +96,13 @@ struct Endpoint {
     idle: VecDeque<Idle>,
     /// The HTTP/2 connection every request to this endpoint shares.
     shared: Option<Shared>,
+    /// The HTTP/2 connection attempt requests are waiting for.
+    connecting: Option<Connecting>,
 }
+
+/// A connection attempt any number of requests can await; it stores the connection as the
+/// endpoint's shared one.
+type Connecting = futures::future::Shared<BoxFuture<'static, Result<(), Arc<UpstreamError>>>>;
 
 struct Idle {
     sender: http1::SendRequest<HttpBody>,
@@ -180,13 +195,23 @@ impl UpstreamClient {
                 Err(failed) => (request, _) = next_attempt(address, failed, copy, false)?,
             }
         }
-        let io = self.0.connect(address).await?;
-        let handshake = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(io)
-            .await;
-        let (sender, connection) = handshaken(handshake, address, "HTTP/2")?;
-        drive(connection, address, "HTTP/2");
+        if self.0.settings.max_requests_per_connection != Some(1) {
+            // One request connects; those arriving meanwhile wait for it and share its
+            // connection instead of each opening one.
+            let connecting = self.0.connecting_h2(address);
+            let connected = connecting.clone().await;
+            self.0.connected_h2(address, &connecting);
+            connected.map_err(UpstreamError::Shared)?;
+            if let Some(mut sender) = self.0.shared_h2(address) {
+                return sender
+                    .send_request(request)
+                    .await
+                    .map(|response| response.map(boxed))
+                    .map_err(|source| UpstreamError::Request { address, source });
+            }
+            // Retired or closed already: this request gets a connection of its own.
+        }
+        let sender = connect_h2(&self.0.connector, address).await?;
         let mut sender = self.0.share_h2(address, sender);
         sender
             .send_request(request)
@@ -314,6 +339,44 @@ impl Pool {
         Some(sender)
     }
 
+    /// The endpoint's HTTP/2 connection attempt in progress, or a new one.
+    fn connecting_h2(self: &Arc<Self>, address: SocketAddr) -> Connecting {
+        let mut endpoints = self.endpoints();
+        let endpoint = endpoints.entry(address).or_default();
+        // A finished attempt not cleared yet says nothing about the next one.
+        if let Some(connecting) = &endpoint.connecting
+            && connecting.peek().is_none()
+        {
+            return connecting.clone();
+        }
+        // The attempt holds the pool weakly: the pool holds the attempt.
+        let pool = Arc::downgrade(self);
+        let connector = self.connector.clone();
+        let connecting = async move {
+            let sender = connect_h2(&connector, address).await.map_err(Arc::new)?;
+            if let Some(pool) = pool.upgrade() {
+                pool.store_h2(address, sender, 0);
+            }
+            Ok(())
+        }
+        .boxed()
+        .shared();
+        endpoint.connecting = Some(connecting.clone());
+        connecting
+    }
+
+    fn connected_h2(&self, address: SocketAddr, connecting: &Connecting) {
+        let mut endpoints = self.endpoints();
+        if let Some(endpoint) = endpoints.get_mut(&address)
+            && endpoint
+                .connecting
+                .as_ref()
+                .is_some_and(|current| current.ptr_eq(connecting))
+        {
+            endpoint.connecting = None;
+        }
+    }
+
     /// Makes a new HTTP/2 connection the endpoint's shared one, unless a request that
     /// connected at the same time already did (then this one serves only its request).
     fn share_h2(
@@ -321,9 +384,14 @@ impl Pool {
         address: SocketAddr,
         sender: http2::SendRequest<HttpBody>,
     ) -> http2::SendRequest<HttpBody> {
-        if self.settings.max_requests_per_connection == Some(1) {
-            return sender;
+        if self.settings.max_requests_per_connection != Some(1) {
+            self.store_h2(address, sender.clone(), 1);
         }
+        sender
+    }
+
+    /// `served`: requests already counted against the new connection.
+    fn store_h2(&self, address: SocketAddr, sender: http2::SendRequest<HttpBody>, served: usize) {
         let mut endpoints = self.endpoints();
         let endpoint = endpoints.entry(address).or_default();
         if endpoint
@@ -332,12 +400,11 @@ impl Pool {
             .is_none_or(|shared| shared.sender.is_closed())
         {
             endpoint.shared = Some(Shared {
-                sender: sender.clone(),
+                sender,
                 last_used: Instant::now(),
-                served: 1,
+                served,
             });
         }
-        sender
     }
 
     /// Closes connections idle for longer than the idle timeout and forgets endpoints with
@@ -358,7 +425,7 @@ impl Pool {
             }) {
                 endpoint.shared = None;
             }
-            !endpoint.idle.is_empty() || endpoint.shared.is_some()
+            !endpoint.idle.is_empty() || endpoint.shared.is_some() || endpoint.connecting.is_some()
         });
         drop(endpoints);
         if !expired.is_empty() {
@@ -391,6 +458,23 @@ fn next_attempt(
             source: failed.into_error(),
         }),
     }
+}
+
+async fn connect_h2(
+    connector: &Connector,
+    address: SocketAddr,
+) -> Result<http2::SendRequest<HttpBody>, UpstreamError> {
+    let io = connector
+        .connect(address)
+        .await
+        .map_err(|source| UpstreamError::Connect { address, source })?;
+    let handshake = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(io)
+        .await;
+    let (sender, connection) = handshaken(handshake, address, "HTTP/2")?;
+    drive(connection, address, "HTTP/2");
+    Ok(sender)
 }
 
 fn handshaken<T>(

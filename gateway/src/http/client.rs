@@ -98,8 +98,25 @@ impl hyper::rt::Write for UpstreamIo {
 }
 
 impl Connector {
+    /// Whether this connector has these settings (the same TLS configuration, not an equal
+    /// one: a reloaded credential makes a new one).
+    fn dials_like(&self, tls: Option<&OriginationTls>, connect_timeout: Duration) -> bool {
+        self.connect_timeout == connect_timeout
+            && match (&self.tls, tls) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+
     /// A TCP connection to `address`, with TLS on it when the cluster originates TLS.
-    pub async fn connect(&self, address: SocketAddr) -> io::Result<UpstreamIo> {
+    pub async fn connect(&self, address: SocketAddr) -> Result<UpstreamIo, UpstreamError> {
+        self.connect_io(address)
+            .await
+            .map_err(|source| UpstreamError::Connect { address, source })
+    }
+
+    async fn connect_io(&self, address: SocketAddr) -> io::Result<UpstreamIo> {
         let timeout = self.connect_timeout;
         let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
@@ -131,19 +148,13 @@ impl Connector {
     }
 }
 
-struct CachedClient {
-    tls: Option<OriginationTls>,
-    connect_timeout: Duration,
-    client: UpstreamClient,
-}
-
 /// Clients outlive configuration pushes so their pools do; a client is rebuilt only when
 /// its cluster's HTTP version, TLS settings, connect timeout or pool settings change.
 #[derive(Default)]
 pub struct ClientCache {
     /// By cluster name, then `[HTTP/1, HTTP/2]`: looked up by `&str` without building a key.
     /// Fx hashing: cluster names come from the configuration, not from clients.
-    clients: Mutex<FxHashMap<String, [Option<Arc<CachedClient>>; 2]>>,
+    clients: Mutex<FxHashMap<String, [Option<UpstreamClient>; 2]>>,
     in_flight: Mutex<FxHashMap<String, Arc<AtomicUsize>>>,
 }
 
@@ -184,26 +195,17 @@ impl ClientCache {
         if let Some(cached) = clients
             .get(cluster.name.as_str())
             .and_then(|v| v[version].as_ref())
-            && cached.client.settings() == settings
-            && cached.connect_timeout == connect_timeout
-            && match (&cached.tls, tls) {
-                (None, None) => true,
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            }
+            && cached.settings() == settings
+            && cached.connector().dials_like(tls, connect_timeout)
         {
-            return cached.client.clone();
+            return cached.clone();
         }
         let connector = Connector {
             connect_timeout,
             tls: tls.cloned(),
         };
         let client = UpstreamClient::new(connector, settings);
-        clients.entry(cluster.name.clone()).or_default()[version] = Some(Arc::new(CachedClient {
-            tls: tls.cloned(),
-            connect_timeout,
-            client: client.clone(),
-        }));
+        clients.entry(cluster.name.clone()).or_default()[version] = Some(client.clone());
         client
     }
 

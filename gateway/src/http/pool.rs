@@ -30,7 +30,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustc_hash::FxHashMap;
 
 use super::body::{HttpBody, boxed, empty};
-use super::client::{Connector, UpstreamIo};
+use super::client::Connector;
 
 /// How a cluster's connections are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,9 +105,8 @@ struct Endpoint {
 type Connecting = futures::future::Shared<BoxFuture<'static, Result<(), Arc<UpstreamError>>>>;
 
 struct Idle {
-    sender: http1::SendRequest<HttpBody>,
+    lent: Lent,
     since: Instant,
-    served: usize,
 }
 
 struct Shared {
@@ -135,6 +134,10 @@ impl UpstreamClient {
 
     pub fn settings(&self) -> PoolSettings {
         self.0.settings
+    }
+
+    pub fn connector(&self) -> &Connector {
+        &self.0.connector
     }
 
     /// Sends `request` to the endpoint at `address`. The request's URI is sent as it is:
@@ -170,10 +173,7 @@ impl UpstreamClient {
                 Err(failed) => (request, resent) = next_attempt(address, failed, copy, resent)?,
             }
         }
-        let io = self.0.connect(address).await?;
-        let handshake = http1::Builder::new().handshake(io).await;
-        let (mut sender, connection) = handshaken(handshake, address, "HTTP/1.1")?;
-        drive(connection, address, "HTTP/1.1");
+        let mut sender = connect_h1(&self.0.connector, address).await?;
         let response = sender
             .send_request(request)
             .await
@@ -195,24 +195,23 @@ impl UpstreamClient {
                 Err(failed) => (request, _) = next_attempt(address, failed, copy, false)?,
             }
         }
-        if self.0.settings.max_requests_per_connection != Some(1) {
+        let shared = if self.0.settings.max_requests_per_connection == Some(1) {
+            None
+        } else {
             // One request connects; those arriving meanwhile wait for it and share its
             // connection instead of each opening one.
             let connecting = self.0.connecting_h2(address);
             let connected = connecting.clone().await;
             self.0.connected_h2(address, &connecting);
             connected.map_err(UpstreamError::Shared)?;
-            if let Some(mut sender) = self.0.shared_h2(address) {
-                return sender
-                    .send_request(request)
-                    .await
-                    .map(|response| response.map(boxed))
-                    .map_err(|source| UpstreamError::Request { address, source });
-            }
-            // Retired or closed already: this request gets a connection of its own.
-        }
-        let sender = connect_h2(&self.0.connector, address).await?;
-        let mut sender = self.0.share_h2(address, sender);
+            self.0.shared_h2(address)
+        };
+        // Without a shared connection (one request per connection, or the new one was
+        // retired or closed already) this request gets a connection of its own.
+        let mut sender = match shared {
+            Some(sender) => sender,
+            None => connect_h2(&self.0.connector, address).await?,
+        };
         sender
             .send_request(request)
             .await
@@ -230,13 +229,6 @@ impl Pool {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    async fn connect(&self, address: SocketAddr) -> Result<UpstreamIo, UpstreamError> {
-        self.connector
-            .connect(address)
-            .await
-            .map_err(|source| UpstreamError::Connect { address, source })
-    }
-
     /// The most recently used idle connection that can take a request now. Closed ones are
     /// dropped; busy ones (still finishing a response) stay for later.
     fn checkout_h1(&self, address: SocketAddr) -> Option<Lent> {
@@ -248,18 +240,15 @@ impl Pool {
             let mut index = endpoint.idle.len();
             while index > 0 {
                 index -= 1;
-                let idle = &endpoint.idle[index];
-                if idle.sender.is_closed() {
+                let sender = &endpoint.idle[index].lent.sender;
+                if sender.is_closed() {
                     closed.extend(endpoint.idle.remove(index));
-                } else if idle.sender.is_ready() {
+                } else if sender.is_ready() {
                     found = endpoint.idle.remove(index);
                     break;
                 }
             }
-            found.map(|idle| Lent {
-                sender: idle.sender,
-                served: idle.served,
-            })
+            found.map(|idle| idle.lent)
         };
         // Dropped outside the lock: dropping a sender can wake its connection's task.
         drop(closed);
@@ -288,10 +277,7 @@ impl Pool {
         let mut giveback = GiveBack {
             pool: Arc::downgrade(self),
             address,
-            lent: Some(Lent {
-                sender: lent.sender,
-                served,
-            }),
+            lent: Some(Lent { served, ..lent }),
         };
         if body.is_end_stream() {
             giveback.give();
@@ -311,11 +297,7 @@ impl Pool {
             // The oldest gives way: the newest is the one likeliest to stay open.
             endpoint.idle.pop_front();
         }
-        endpoint.idle.push_back(Idle {
-            sender: lent.sender,
-            since: now,
-            served: lent.served,
-        });
+        endpoint.idle.push_back(Idle { lent, since: now });
     }
 
     /// A sender on the endpoint's HTTP/2 connection, if it has a usable one.
@@ -355,7 +337,7 @@ impl Pool {
         let connecting = async move {
             let sender = connect_h2(&connector, address).await.map_err(Arc::new)?;
             if let Some(pool) = pool.upgrade() {
-                pool.store_h2(address, sender, 0);
+                pool.store_h2(address, sender);
             }
             Ok(())
         }
@@ -377,21 +359,8 @@ impl Pool {
         }
     }
 
-    /// Makes a new HTTP/2 connection the endpoint's shared one, unless a request that
-    /// connected at the same time already did (then this one serves only its request).
-    fn share_h2(
-        &self,
-        address: SocketAddr,
-        sender: http2::SendRequest<HttpBody>,
-    ) -> http2::SendRequest<HttpBody> {
-        if self.settings.max_requests_per_connection != Some(1) {
-            self.store_h2(address, sender.clone(), 1);
-        }
-        sender
-    }
-
-    /// `served`: requests already counted against the new connection.
-    fn store_h2(&self, address: SocketAddr, sender: http2::SendRequest<HttpBody>, served: usize) {
+    /// Makes a new HTTP/2 connection the endpoint's shared one, unless one is there already.
+    fn store_h2(&self, address: SocketAddr, sender: http2::SendRequest<HttpBody>) {
         let mut endpoints = self.endpoints();
         let endpoint = endpoints.entry(address).or_default();
         if endpoint
@@ -402,7 +371,7 @@ impl Pool {
             endpoint.shared = Some(Shared {
                 sender,
                 last_used: Instant::now(),
-                served,
+                served: 0,
             });
         }
     }
@@ -416,7 +385,7 @@ impl Pool {
         let mut endpoints = self.endpoints();
         endpoints.retain(|_, endpoint| {
             while endpoint.idle.front().is_some_and(|idle| {
-                idle.sender.is_closed() || now.duration_since(idle.since) >= timeout
+                idle.lent.sender.is_closed() || now.duration_since(idle.since) >= timeout
             }) {
                 expired.extend(endpoint.idle.pop_front());
             }
@@ -460,14 +429,22 @@ fn next_attempt(
     }
 }
 
+async fn connect_h1(
+    connector: &Connector,
+    address: SocketAddr,
+) -> Result<http1::SendRequest<HttpBody>, UpstreamError> {
+    let io = connector.connect(address).await?;
+    let handshake = http1::Builder::new().handshake(io).await;
+    let (sender, connection) = handshaken(handshake, address, "HTTP/1.1")?;
+    drive(connection, address, "HTTP/1.1");
+    Ok(sender)
+}
+
 async fn connect_h2(
     connector: &Connector,
     address: SocketAddr,
 ) -> Result<http2::SendRequest<HttpBody>, UpstreamError> {
-    let io = connector
-        .connect(address)
-        .await
-        .map_err(|source| UpstreamError::Connect { address, source })?;
+    let io = connector.connect(address).await?;
     let handshake = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .handshake(io)

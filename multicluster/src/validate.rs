@@ -28,9 +28,7 @@ impl fmt::Display for ConfigProblem {
 /// Returns every problem in `config`; an empty list means it is safe to apply.
 pub fn validate(config: &GatewayConfig) -> Vec<ConfigProblem> {
     let mut check = Checker::new(config);
-    if config.version.is_empty() {
-        check.problem("version", "is empty; discovery must version every push");
-    }
+    check.version();
     check.credentials();
     check.clusters();
     check.route_tables();
@@ -62,9 +60,7 @@ pub fn validate_after_delta<'n>(
         }
     }
     let mut check = Checker::new(config);
-    if config.version.is_empty() {
-        check.problem("version", "is empty; discovery must version every push");
-    }
+    check.version();
     for cluster in clusters {
         if cluster.name.is_empty() {
             check.problem("clusters", "has an entry with an empty name");
@@ -102,6 +98,12 @@ impl<'a> Checker<'a> {
             path: path.into(),
             message: message.into(),
         });
+    }
+
+    fn version(&mut self) {
+        if self.config.version.is_empty() {
+            self.problem("version", "is empty; discovery must version every push");
+        }
     }
 
     fn duplicates<'n>(&mut self, what: &str, names: impl Iterator<Item = &'n str>) {

@@ -99,12 +99,11 @@ pub fn display_into(buf: &mut [u8], value: impl std::fmt::Display) -> Option<&[u
 pub const ADDRESS_TEXT_MAX: usize = 64;
 
 /// `ip` as a header value (`x-forwarded-for`'s form: no brackets, no port).
+/// Once per connection, so a formatted `String` is fine here.
 pub fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut buf = [0u8; ADDRESS_TEXT_MAX];
-    display_into(&mut buf, ip)
-        .and_then(|text| HeaderValue::from_bytes(text).ok())
+    HeaderValue::try_from(ip.to_string())
         // An address's text is ASCII digits, dots, colons and hex: always a valid value.
-        .unwrap_or_else(|| HeaderValue::from_static("unknown"))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The gateway is the edge: it appends the client address (`peer`, from [`ip_value`]) to

@@ -5,7 +5,7 @@
 #
 #   bench/https.sh [duration_seconds] [connections]     req/s and p99 ratios, gateway / nginx
 #                                                       (default 8 s, 32 connections, 5 rounds)
-#   bench/https.sh --instructions [requests]            gateway instructions per request
+#   bench/https.sh --instructions [requests]            gateway and nginx instructions per request
 #   bench/https.sh --tracing [duration_seconds] [connections]
 #                                                       gateway h1 req/s with tracing off, at
 #                                                       --trace-sampling 0 and 1, and the ratios
@@ -16,9 +16,10 @@
 # load. Each measurement alternates gateway and nginx $ROUNDS times and keeps the median, so
 # a burst of load from elsewhere on the machine hits both.
 #
-# --instructions runs the gateway under callgrind and counts the instructions of N requests
-# on one keep-alive connection minus those of N/5 (so the TLS handshake cancels out): an
-# exact figure on a noisy machine, for before/after comparisons of the request path.
+# --instructions runs the gateway and nginx (one worker, no master) under callgrind and counts
+# the instructions of N requests on one keep-alive connection minus those of N/5 (so the TLS
+# handshake cancels out): an exact figure on a noisy machine, for before/after comparisons of
+# the request path and against nginx.
 # CALLGRIND_KEEP=dir keeps the dumps for callgrind_annotate. TRACE_SAMPLING=0 (or 1) counts
 # them with tracing on at that sampling rate, exporting to a local OTLP/gRPC receiver.
 #
@@ -181,19 +182,27 @@ if [[ "$MODE" == instructions ]]; then
     GATEWAY_PID=$!
     PIDS+=("$GATEWAY_PID")
     wait_for "$GATEWAY_PORT" 600
-    # Counts since the last zeroing, dumped to a new file; prints the instruction total.
+    # nginx counted the same way: its one worker is the process itself.
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/ng.out" \
+        nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off; master_process off;' \
+        >"$WORK/nginx-callgrind.log" 2>&1 &
+    NGINX_CG_PID=$!
+    PIDS+=("$NGINX_CG_PID")
+    wait_for "$NGINX_PORT" 600
+    # Counts of process $PID (serving on $PORT, dumping to $OUT.*) since the last zeroing,
+    # dumped to a new file; prints the instruction total.
     count() { # h2load args...
-        callgrind_control -z "$GATEWAY_PID" >/dev/null 2>&1
-        client h2load -c 1 -t 1 "--connect-to=127.0.0.1:$GATEWAY_PORT" "$@" https://bench.example/ >"$WORK/h2load.txt"
+        callgrind_control -z "$PID" >/dev/null 2>&1
+        client h2load -c 1 -t 1 "--connect-to=127.0.0.1:$PORT" "$@" https://bench.example/ >"$WORK/h2load.txt"
         grep -q " 0 failed, 0 errored" "$WORK/h2load.txt" && grep -q "status codes: [0-9]* 2xx" "$WORK/h2load.txt" ||
             { cat "$WORK/h2load.txt" >&2; exit 1; }
-        callgrind_control -d "$GATEWAY_PID" >/dev/null 2>&1
+        callgrind_control -d "$PID" >/dev/null 2>&1
         local dump
-        dump="$(ls -t "$WORK"/cg.out.* | head -1)"
+        dump="$(ls -t "$OUT".* | head -1)"
         awk '/^summary:|^totals:/ {print $2; exit}' "$dump"
         # CALLGRIND_KEEP=dir keeps each dump for callgrind_annotate.
         [[ -n "${CALLGRIND_KEEP:-}" ]] && cp "$dump" "$CALLGRIND_KEEP/callgrind.$KEEP_NAME.$(date +%s%N)"
-        rm -f "$WORK"/cg.out.*
+        rm -f "$OUT".*
     }
     per_request() { # protocol flag...
         KEEP_NAME=warm count -n 100 "$@" >/dev/null # warm the upstream pool and first-use paths
@@ -202,13 +211,23 @@ if [[ "$MODE" == instructions ]]; then
         large="$(KEEP_NAME=large count -n "$REQUESTS" "$@")"
         awk -v s="$small" -v l="$large" -v n="$((REQUESTS - REQUESTS / 5))" 'BEGIN { printf "%.0f", (l - s) / n }'
     }
-    h1="$(per_request --h1)"
-    h2="$(per_request -m 1)"
-    h2m="$(per_request -m 10)"
-    printf '%-34s %12s\n' "gateway instructions/request" ""
-    printf '%-34s %12s\n' "h1 keep-alive" "$h1"
-    printf '%-34s %12s\n' "h2, 1 stream at a time" "$h2"
-    printf '%-34s %12s\n' "h2, 10 concurrent streams" "$h2m"
+    declare -A counted
+    for target in gateway nginx; do
+        if [[ "$target" == gateway ]]; then
+            PID="$GATEWAY_PID" PORT="$GATEWAY_PORT" OUT="$WORK/cg.out"
+        else
+            PID="$NGINX_CG_PID" PORT="$NGINX_PORT" OUT="$WORK/ng.out"
+        fi
+        counted[$target.h1]="$(per_request --h1)"
+        counted[$target.h2]="$(per_request -m 1)"
+        counted[$target.h2m]="$(per_request -m 10)"
+    done
+    printf '%-34s %12s %12s %8s\n' "instructions/request" "isthmus" "nginx" "ratio"
+    for row in h1:"h1 keep-alive" h2:"h2, 1 stream at a time" h2m:"h2, 10 concurrent streams"; do
+        key="${row%%:*}"
+        printf '%-34s %12s %12s %8s\n' "${row#*:}" "${counted[gateway.$key]}" "${counted[nginx.$key]}" \
+            "$(awk -v a="${counted[gateway.$key]}" -v b="${counted[nginx.$key]}" 'BEGIN { printf "%.2f", a / b }')"
+    done
     echo "($REQUESTS requests minus $((REQUESTS / 5)), one connection; uptime:$(uptime | sed 's/.*load/ load/'))"
     exit 0
 fi

@@ -54,9 +54,10 @@ pub async fn serve_connection<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         // Over TLS rustls copies every plaintext byte into its records anyway: hyper
-        // flattening head and body into one buffer first measured more h1 requests per
-        // second and a lower p99 than vectored writes into rustls (bench/https.sh A/B).
-        // Plaintext keeps vectored writes, which send large bodies without a copy.
+        // flattening head and body into one buffer first gave more h1 requests per second
+        // and a lower p99 than vectored writes into rustls (a one-off A/B with a temporary
+        // switch on bench/https.sh's setup; 4 of 6 rounds). Plaintext keeps vectored
+        // writes, which send large bodies without a copy.
         .writev(conn.tls.is_none())
         // hyper refuses buffers under 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));

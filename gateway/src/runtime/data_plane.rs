@@ -2,9 +2,11 @@
 //!
 //! With one thread the data plane is a current-thread runtime driven by a dedicated thread;
 //! with more, a multi-thread runtime. One thread has no one to steal work from, and the
-//! multi-thread scheduler's cross-thread queues, wake-ups and parking cost it throughput:
-//! `bench/https.sh` measured 12–24% more HTTP/1 and 18–23% more HTTP/2 requests per second
-//! on the current-thread runtime (linkerd2-proxy makes the same choice for one core).
+//! multi-thread scheduler's cross-thread queues, wake-ups and parking cost it throughput
+//! (linkerd2-proxy makes the same choice for one core). Measured once, not reproducible from
+//! this repository: two gateways of one binary, the runtime kind chosen by a temporary
+//! switch, alternating on `bench/https.sh`'s setup gave the current-thread one 12–24% more
+//! HTTP/1 and 18–23% more HTTP/2 requests per second.
 
 use std::io;
 use std::thread::JoinHandle;

@@ -1,7 +1,7 @@
 //! The gateway process in one handle: a data-plane runtime for listeners and connections,
 //! admin servers on the caller's (control-plane) runtime, and atomic configuration applies.
 //!
-//! As in ztunnel, proxied traffic runs on its own multi-threaded runtime, so a burst of
+//! As in ztunnel, proxied traffic runs on its own runtime ([`data_plane`]), so a burst of
 //! connections cannot starve the discovery client or the admin endpoints, and the reverse.
 
 mod data_plane;

@@ -36,6 +36,11 @@ use multicluster::proto::{GatewayConfig, GatewayIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+// The gateways in this process allocate as the `isthmus` binary does: with glibc's malloc their
+// config copies and drops cost several times more, and that would be counted as push latency.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The targets.
 const TARGET_FULL_PUSH: Duration = Duration::from_secs(1);
 const TARGET_ENDPOINT_CHANGE: Duration = Duration::from_millis(100);
@@ -882,13 +887,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let (moved_p50, moved_max) = summary(&mut moved);
     println!(
-        "one endpoint moved: p50 {:.0} ms, max {:.0} ms to the {}-{} gateways of its network ({}); {} pushes to the others (their configs did not change)",
+        "one endpoint moved: p50 {:.0} ms, max {:.0} ms to the {}-{} gateways of its network ({}; max {}); {} pushes to the others (their configs did not change)",
         ms(moved_p50),
         ms(moved_max),
         args.gateways / args.clusters,
         args.gateways.div_ceil(args.clusters),
         versus(
             moved_p50.as_secs_f64(),
+            TARGET_ENDPOINT_CHANGE.as_secs_f64()
+        ),
+        versus(
+            moved_max.as_secs_f64(),
             TARGET_ENDPOINT_CHANGE.as_secs_f64()
         ),
         untouched_pushes
@@ -939,15 +948,15 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let (added_p50, added_max) = summary(&mut added);
+    // A new service is a new SNI name in every east-west gateway's table, so every gateway
+    // gets its whole configuration again: the full-push target, not the endpoint one.
     println!(
-        "one service added: p50 {:.0} ms, max {:.0} ms to all {} gateways ({})",
+        "one service added (a full push to every gateway): p50 {:.0} ms, max {:.0} ms to all {} gateways ({}; max {})",
         ms(added_p50),
         ms(added_max),
         args.gateways,
-        versus(
-            added_p50.as_secs_f64(),
-            TARGET_ENDPOINT_CHANGE.as_secs_f64()
-        )
+        versus(added_p50.as_secs_f64(), TARGET_FULL_PUSH.as_secs_f64()),
+        versus(added_max.as_secs_f64(), TARGET_FULL_PUSH.as_secs_f64())
     );
     let (rss_small, _) = discovery.memory()?;
 

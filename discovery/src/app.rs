@@ -42,9 +42,10 @@ pub enum AppError {
     Kube(#[from] crate::source::kube::KubeError),
 }
 
-/// Quiet time after the last file event before the mesh is read again. Renames into place (what
-/// kubectl, editors and config management do) are one event; this covers multi-step writes
-/// while leaving most of the ~100 ms change budget for the work.
+/// Quiet time after the last file event before the mesh is read again while a written file may
+/// still be open: it covers multi-step writes. Once every written file was closed or renamed
+/// into place (what kubectl, editors and config management end with) the burst ends after a
+/// 10 ms quiet instead (`source/files.rs`), leaving most of the ~100 ms change budget for the work.
 const SOURCE_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Where discovery listens. Port 0 picks a free port (tests).

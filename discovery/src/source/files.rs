@@ -16,11 +16,16 @@ use crate::resolve::{GatewayResolver, HostResolver, ResolvedHosts, system_resolv
 
 use super::directory::{ClusterDirectory, Refresh};
 use super::publisher::Publisher;
-use super::watch::{DirectoryWatcher, Signal, collect_burst};
+use super::watch::{BurstTiming, DirectoryWatcher, Signal, collect_burst};
 use super::{ExternalClusters, SourceError};
 
-/// Quiet time after the last file event before the mesh is rebuilt.
+/// Quiet time after the last file event before the mesh is rebuilt, while a file written in the
+/// burst may still be open.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
+/// Quiet time that ends a burst once every file written in it was closed or renamed into place:
+/// enough to gather the rest of one `cp`, `git checkout` or `kubectl`-style write of many files,
+/// which come microseconds apart.
+const SETTLED_QUIET: Duration = Duration::from_millis(10);
 /// Longest a rebuild waits for a burst of events to end.
 const MAX_BURST: Duration = Duration::from_secs(1);
 /// Every directory is read again this often, whatever the watcher says: inotify drops events
@@ -154,7 +159,12 @@ impl FileMesh {
                         return Err(SourceError::WatcherStopped);
                     };
                     let signalled = Instant::now();
-                    let burst = collect_burst(signal, &mut signals, self.debounce, MAX_BURST).await;
+                    let timing = BurstTiming {
+                        quiet: self.debounce,
+                        settled: SETTLED_QUIET.min(self.debounce),
+                        max_wait: MAX_BURST,
+                    };
+                    let burst = collect_burst(signal, &mut signals, timing).await;
                     let reading = Instant::now();
                     let dirty: Vec<usize> = if burst.all {
                         all.clone()

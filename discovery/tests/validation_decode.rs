@@ -309,3 +309,33 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn pods_of_one_file_with_equal_labels_share_one_label_set() {
+    let pod = |name: &str, version: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\n  labels:\n    app: reviews\n    version: {version}\n"
+        )
+    };
+    let yaml = [
+        pod("reviews-a", "v1"),
+        pod("reviews-b", "v1"),
+        pod("reviews-c", "v2"),
+    ]
+    .join("---\n");
+    let (decoded, errors) = decode_documents(&yaml, "pods.yaml");
+    assert!(errors.is_empty(), "{errors:?}");
+    let labels: Vec<_> = decoded
+        .iter()
+        .map(|decoded| match &decoded.resource {
+            Resource::Pod(pod) => pod.metadata.labels.clone().expect("labels"),
+            other => panic!("not a pod: {other:?}"),
+        })
+        .collect();
+    assert!(
+        std::sync::Arc::ptr_eq(&labels[0], &labels[1]),
+        "equal sets are one"
+    );
+    assert!(!std::sync::Arc::ptr_eq(&labels[0], &labels[2]));
+    assert_eq!(labels[2].get("version").map(String::as_str), Some("v2"));
+}

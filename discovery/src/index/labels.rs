@@ -48,9 +48,8 @@ impl LabelInterner {
         if let Some(shared) = known.get(labels) {
             return Arc::clone(shared);
         }
-        let shared = Arc::new(labels.clone());
-        known.insert(Arc::clone(&shared));
-        shared
+        known.insert(Arc::clone(labels));
+        Arc::clone(labels)
     }
 }
 
@@ -60,12 +59,12 @@ mod tests {
 
     fn metadata(labels: &[(&str, &str)]) -> ObjectMeta {
         ObjectMeta {
-            labels: Some(
+            labels: Some(Arc::new(
                 labels
                     .iter()
                     .map(|(key, value)| (key.to_string(), value.to_string()))
                     .collect(),
-            ),
+            )),
             ..ObjectMeta::default()
         }
     }

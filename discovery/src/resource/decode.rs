@@ -28,8 +28,13 @@ pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeEr
             item: None,
         };
         // Parsing into a JSON value first gives YAML the meaning Kubernetes gives it (the
-        // API server also sees JSON), and lets us dispatch on apiVersion/kind.
-        let value: Value = match serde_saphyr::from_str(&document.text) {
+        // API server also sees JSON), and lets us dispatch on apiVersion/kind. Most documents
+        // take the fast road; what it cannot vouch for, and every error, is serde-saphyr's.
+        let parsed = match super::fast_yaml::json_value(&document.text) {
+            Some(value) => Ok(value),
+            None => serde_saphyr::from_str(&document.text),
+        };
+        let value: Value = match parsed {
             Ok(value) => value,
             Err(error) => {
                 let message = yaml_message(&error, document.line);

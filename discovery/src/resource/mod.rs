@@ -6,6 +6,7 @@
 //! cannot be decoded is reported as a [`DecodeError`] and skipped; the rest are kept.
 
 mod decode;
+pub mod fast_yaml;
 pub mod kubernetes;
 mod split;
 

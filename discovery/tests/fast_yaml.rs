@@ -145,10 +145,20 @@ enum Style {
     Plain,
     Single,
     Double,
+    /// A `|` block scalar (values in block style only).
+    Literal,
+    /// A plain scalar folded over two lines at its first space.
+    Folded,
 }
 
 fn style() -> impl Strategy<Value = Style> {
-    prop_oneof![Just(Style::Plain), Just(Style::Single), Just(Style::Double)]
+    prop_oneof![
+        Just(Style::Plain),
+        Just(Style::Single),
+        Just(Style::Double),
+        Just(Style::Literal),
+        Just(Style::Folded),
+    ]
 }
 
 fn node() -> impl Strategy<Value = Node> {
@@ -161,29 +171,73 @@ fn node() -> impl Strategy<Value = Node> {
     })
 }
 
+/// `text` as a key or a flow scalar, where block scalars and line breaks have no place.
 fn quoted(text: &str, style: Style) -> String {
     match style {
-        Style::Plain => text.to_owned(),
+        Style::Plain | Style::Folded => text.to_owned(),
+        Style::Literal => quoted(text, Style::Double),
         Style::Single => format!("'{}'", text.replace('\'', "''")),
         Style::Double => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
     }
 }
 
-/// Block style, as kubectl writes it.
-fn write(node: &Node, indent: usize, out: &mut String) {
+/// How a block document is laid out.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// A sequence under a key starts at the key's indentation (`ports:\n- name: http`), as
+    /// kubectl writes it, instead of two columns in.
+    compact: bool,
+    /// Scalars carry a trailing `# comment`.
+    comments: bool,
+}
+
+/// Block style.
+fn write(node: &Node, indent: usize, layout: Layout, out: &mut String) {
     let pad = " ".repeat(indent);
+    let end_scalar = |out: &mut String| {
+        if layout.comments {
+            out.push_str(" # note");
+        }
+        out.push('\n');
+    };
     match node {
+        Node::Scalar(text, Style::Literal) => {
+            out.push_str(" |");
+            end_scalar(out);
+            out.push_str(&pad);
+            out.push_str(text);
+            out.push('\n');
+        }
+        Node::Scalar(text, Style::Folded) => {
+            out.push(' ');
+            match text.split_once(' ') {
+                Some((first, rest)) => {
+                    out.push_str(first);
+                    out.push('\n');
+                    out.push_str(&pad);
+                    out.push_str(rest);
+                }
+                None => out.push_str(text),
+            }
+            end_scalar(out);
+        }
         Node::Scalar(text, style) => {
             out.push(' ');
             out.push_str(&quoted(text, *style));
-            out.push('\n');
+            end_scalar(out);
         }
         Node::Sequence(items) => {
             out.push('\n');
+            // Called with the indentation of its entries; a compact sequence goes back two.
+            let dash = if layout.compact {
+                indent.saturating_sub(2)
+            } else {
+                indent
+            };
             for item in items {
-                out.push_str(&pad);
+                out.push_str(&" ".repeat(dash));
                 out.push('-');
-                write(item, indent + 2, out);
+                write(item, dash + 2, layout, out);
             }
         }
         Node::Mapping(entries) => {
@@ -192,7 +246,7 @@ fn write(node: &Node, indent: usize, out: &mut String) {
                 out.push_str(&pad);
                 out.push_str(&quoted(key, *style));
                 out.push(':');
-                write(value, indent + 2, out);
+                write(value, indent + 2, layout, out);
             }
         }
     }
@@ -233,12 +287,15 @@ proptest! {
     #[test]
     fn generated_block_documents_decode_as_serde_saphyr_decodes_them(
         entries in prop::collection::vec((scalar(), style(), node()), 1..6),
+        compact in any::<bool>(),
+        comments in any::<bool>(),
     ) {
+        let layout = Layout { compact, comments };
         let mut document = String::new();
         for (key, style, value) in &entries {
             document.push_str(&quoted(key, *style));
             document.push(':');
-            write(value, 2, &mut document);
+            write(value, 2, layout, &mut document);
         }
         if let Err(difference) = agrees(&document) {
             return Err(TestCaseError::fail(difference));
@@ -254,4 +311,10 @@ proptest! {
             return Err(TestCaseError::fail(difference));
         }
     }
+}
+
+#[test]
+fn kubectl_style_documents_take_the_fast_road() {
+    let document = "apiVersion: v1 # the core group\nkind: Service\nmetadata:\n  name: reviews\n  annotations:\n    note: a long\n      folded line\nspec:\n  ports:\n  - name: http\n    port: 9080\n  - name: grpc\n    port: 9090\n";
+    assert_eq!(agrees(document), Ok(true));
 }

@@ -128,6 +128,24 @@ fn scalar() -> impl Strategy<Value = String> {
         "_under",
         "@at",
         "x#y",
+        // Escape sequences, meant inside `Style::Escaped`.
+        r"\x41",
+        r"\u00e9",
+        r"\U0001F600",
+        r"\t",
+        r"\n",
+        r"\N",
+        r"\_",
+        r"\L",
+        r"\P",
+        r"\0",
+        r"\e",
+        r"\ ",
+        r"\/",
+        r"\q",
+        r"a\\b",
+        r"\x4",
+        r"tab\there",
     ]);
     let generated = "[a-z0-9./:_ +-]{0,12}";
     prop_oneof![spellings.prop_map(str::to_owned), generated]
@@ -149,6 +167,8 @@ enum Style {
     Literal,
     /// A plain scalar folded over two lines at its first space.
     Folded,
+    /// Double-quoted as written, so backslashes are escape sequences.
+    Escaped,
 }
 
 fn style() -> impl Strategy<Value = Style> {
@@ -158,6 +178,7 @@ fn style() -> impl Strategy<Value = Style> {
         Just(Style::Double),
         Just(Style::Literal),
         Just(Style::Folded),
+        Just(Style::Escaped),
     ]
 }
 
@@ -176,6 +197,7 @@ fn quoted(text: &str, style: Style) -> String {
     match style {
         Style::Plain | Style::Folded => text.to_owned(),
         Style::Literal => quoted(text, Style::Double),
+        Style::Escaped => format!("\"{}\"", text.replace('"', "")),
         Style::Single => format!("'{}'", text.replace('\'', "''")),
         Style::Double => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
     }

@@ -1,11 +1,10 @@
 //! The well-known labels the index reads, with the meaning Istio and Kubernetes give them.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use multicluster::model::Labels;
 
-use crate::resource::kubernetes::ObjectMeta;
+use crate::resource::kubernetes::{LabelSets, ObjectMeta};
 
 /// On a pod, the system namespace, or a gateway Service: the network it belongs to.
 pub const NETWORK_LABEL: &str = "topology.istio.io/network";
@@ -35,7 +34,7 @@ pub(crate) fn label<'a>(metadata: &'a ObjectMeta, key: &str) -> Option<&'a str> 
 /// than borrowed mutably because the views that hand out endpoints are shared references.
 #[derive(Debug, Default)]
 pub(crate) struct LabelInterner {
-    known: Mutex<HashSet<Labels>>,
+    known: Mutex<LabelSets>,
 }
 
 impl LabelInterner {
@@ -44,17 +43,17 @@ impl LabelInterner {
         let Some(labels) = metadata.labels.as_ref().filter(|labels| !labels.is_empty()) else {
             return Labels::default();
         };
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(shared) = known.get(labels) {
-            return Arc::clone(shared);
-        }
-        known.insert(Arc::clone(labels));
-        Arc::clone(labels)
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .share(labels)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn metadata(labels: &[(&str, &str)]) -> ObjectMeta {

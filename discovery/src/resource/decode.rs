@@ -1,15 +1,14 @@
 //! Document → [`Resource`] dispatch on apiVersion and kind.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use multicluster::model::Labels;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::istio::{API_VERSIONS, IstioObject};
 
+use super::kubernetes::LabelSets;
 use super::split::split_documents;
 use super::{DecodeError, Decoded, Origin, Resource};
 
@@ -19,7 +18,7 @@ use super::{DecodeError, Decoded, Origin, Resource};
 pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeError>) {
     let mut resources = Vec::new();
     let mut errors = Vec::new();
-    let mut label_sets = HashSet::new();
+    let mut label_sets = LabelSets::default();
     for document in split_documents(text) {
         let place = Origin {
             path: origin.to_string(),
@@ -59,21 +58,15 @@ pub fn decode_documents(text: &str, origin: &str) -> (Vec<Decoded>, Vec<DecodeEr
 
 /// Points `resource`'s labels at the equal set an earlier object of the same text has, so a
 /// file of pods holds each distinct set once.
-fn share_labels(resource: &mut Resource, known: &mut HashSet<Labels>) {
+fn share_labels(resource: &mut Resource, known: &mut LabelSets) {
     let metadata = match resource {
         Resource::Pod(pod) => Arc::get_mut(pod).map(|pod| &mut pod.metadata),
         Resource::Service(service) => Arc::get_mut(service).map(|service| &mut service.metadata),
         Resource::EndpointSlice(slice) => Arc::get_mut(slice).map(|slice| &mut slice.metadata),
         _ => None,
     };
-    let Some(labels) = metadata.and_then(|metadata| metadata.labels.as_mut()) else {
-        return;
-    };
-    match known.get(labels) {
-        Some(shared) => *labels = Arc::clone(shared),
-        None => {
-            known.insert(Arc::clone(labels));
-        }
+    if let Some(labels) = metadata.and_then(|metadata| metadata.labels.as_mut()) {
+        *labels = known.share(labels);
     }
 }
 

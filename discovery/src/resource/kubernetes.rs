@@ -6,7 +6,7 @@
 //! `spec.ports[0].port: invalid type: string "eighty", expected i32`) and their leniency: unknown
 //! fields are ignored, and a required field that is absent or null takes its default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -31,6 +31,22 @@ pub struct ObjectMeta {
     /// copies were most of the decoded objects' memory (the decoder interns them per file).
     #[serde(default, deserialize_with = "shared_labels")]
     pub labels: Option<Labels>,
+}
+
+/// One shared copy of each distinct label set met so far: the decoder keeps one per file, the
+/// index one per build.
+#[derive(Debug, Default)]
+pub struct LabelSets(HashSet<Labels>);
+
+impl LabelSets {
+    /// The set equal to `labels` met before, else `labels` itself, from now on known.
+    pub fn share(&mut self, labels: &Labels) -> Labels {
+        if let Some(shared) = self.0.get(labels) {
+            return Arc::clone(shared);
+        }
+        self.0.insert(Arc::clone(labels));
+        Arc::clone(labels)
+    }
 }
 
 fn shared_labels<'de, D>(deserializer: D) -> Result<Option<Labels>, D::Error>

@@ -40,12 +40,9 @@ pub fn json_value(document: &str) -> Option<Value> {
         let (event, _) = parser.next_token().ok()?;
         match event {
             Event::StreamStart | Event::Nothing => {}
-            Event::DocumentStart => {
-                if builder.documents > 0 {
-                    return None;
-                }
-                builder.documents += 1;
-            }
+            // One document per text: the caller split them.
+            Event::DocumentStart if builder.started => return None,
+            Event::DocumentStart => builder.started = true,
             Event::DocumentEnd => {}
             Event::StreamEnd => return builder.root,
             Event::Alias(_) => return None,
@@ -81,7 +78,7 @@ pub fn json_value(document: &str) -> Option<Value> {
 
 #[derive(Default)]
 struct Builder {
-    documents: usize,
+    started: bool,
     stack: Vec<Open>,
     root: Option<Value>,
 }

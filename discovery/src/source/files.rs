@@ -143,6 +143,11 @@ impl FileMesh {
         let period = self.resync.max(Duration::from_millis(10));
         let mut resync = tokio::time::interval_at(Instant::now() + period, period);
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let timing = BurstTiming {
+            quiet: self.debounce,
+            settled: SETTLED_QUIET.min(self.debounce),
+            max_wait: MAX_BURST,
+        };
         loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
@@ -159,11 +164,6 @@ impl FileMesh {
                         return Err(SourceError::WatcherStopped);
                     };
                     let signalled = Instant::now();
-                    let timing = BurstTiming {
-                        quiet: self.debounce,
-                        settled: SETTLED_QUIET.min(self.debounce),
-                        max_wait: MAX_BURST,
-                    };
                     let burst = collect_burst(signal, &mut signals, timing).await;
                     let reading = Instant::now();
                     let dirty: Vec<usize> = if burst.all {

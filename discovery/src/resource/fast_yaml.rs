@@ -1,9 +1,10 @@
 //! A fast road from one YAML document to its JSON value, taken only where the answer is, by
 //! construction, the one serde-saphyr (the decoder of record) gives.
 //!
-//! serde-saphyr reads about 14 MiB/s on one core here, so a mesh of 100,000 pods (105 MiB of
-//! YAML) took most of discovery's start-up to decode. yaml-rust2's event parser, from which
-//! serde-saphyr's parser descends, reads the same text about 2.5 times faster. The two agree on
+//! serde-saphyr reads about 13 MiB/s on one core here, so a mesh of 100,000 pods (105 MiB of
+//! YAML) took most of discovery's start-up to decode. Through yaml-rust2's event parser, from
+//! which serde-saphyr's parser descends, the same text becomes values about 3 times faster
+//! (`examples/yaml_decode_bench.rs`). The two agree on
 //! the structure of a document; they differ in what a plain scalar means (YAML 1.1 booleans
 //! such as `yes`, octal, `.inf`, timestamps ...), and only serde-saphyr gives the error messages
 //! users see. So this path builds the value itself and gives up on the whole document (`None`:

@@ -28,7 +28,7 @@ pub struct ObjectMeta {
     pub name: Option<String>,
     pub namespace: Option<String>,
     /// Shared: the pods of one workload carry the same set, and at 100,000 pods their own
-    /// copies were most of the decoded objects' memory (the decoder interns them per file).
+    /// copies were about half of the decoded objects' memory (the decoder interns them per file).
     #[serde(default, deserialize_with = "shared_labels")]
     pub labels: Option<Labels>,
 }

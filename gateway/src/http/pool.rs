@@ -200,10 +200,10 @@ impl UpstreamClient {
         } else {
             // One request connects; those arriving meanwhile wait for it and share its
             // connection instead of each opening one.
-            let connecting = self.0.connecting_h2(address);
-            let connected = connecting.clone().await;
-            self.0.connected_h2(address, &connecting);
-            connected.map_err(UpstreamError::Shared)?;
+            self.0
+                .connecting_h2(address)
+                .await
+                .map_err(UpstreamError::Shared)?;
             self.0.shared_h2(address)
         };
         // Without a shared connection (one request per connection, or the new one was
@@ -322,47 +322,42 @@ impl Pool {
     }
 
     /// The endpoint's HTTP/2 connection attempt in progress, or a new one.
+    ///
+    /// The attempt runs as its own task, so it finishes (and leaves the endpoint's slot) even
+    /// when every request waiting for it gave up; a later request never joins an attempt whose
+    /// connect deadline passed while nobody polled it.
     fn connecting_h2(self: &Arc<Self>, address: SocketAddr) -> Connecting {
         let mut endpoints = self.endpoints();
         let endpoint = endpoints.entry(address).or_default();
-        // A finished attempt not cleared yet says nothing about the next one.
-        if let Some(connecting) = &endpoint.connecting
-            && connecting.peek().is_none()
-        {
+        if let Some(connecting) = &endpoint.connecting {
             return connecting.clone();
         }
         // The attempt holds the pool weakly: the pool holds the attempt.
         let pool = Arc::downgrade(self);
         let connector = self.connector.clone();
         let connecting = async move {
-            let sender = connect_h2(&connector, address).await.map_err(Arc::new)?;
+            let connected = connect_h2(&connector, address).await.map_err(Arc::new);
             if let Some(pool) = pool.upgrade() {
-                pool.store_h2(address, sender);
+                pool.connected_h2(address, connected.as_ref().ok().cloned());
             }
-            Ok(())
+            connected.map(drop)
         }
         .boxed()
         .shared();
         endpoint.connecting = Some(connecting.clone());
+        tokio::spawn(connecting.clone());
         connecting
     }
 
-    fn connected_h2(&self, address: SocketAddr, connecting: &Connecting) {
-        let mut endpoints = self.endpoints();
-        if let Some(endpoint) = endpoints.get_mut(&address)
-            && endpoint
-                .connecting
-                .as_ref()
-                .is_some_and(|current| current.ptr_eq(connecting))
-        {
-            endpoint.connecting = None;
-        }
-    }
-
-    /// Makes a new HTTP/2 connection the endpoint's shared one, unless one is there already.
-    fn store_h2(&self, address: SocketAddr, sender: http2::SendRequest<HttpBody>) {
+    /// Ends the endpoint's attempt (only one is in its slot at a time, and it is this one):
+    /// a new connection becomes the shared one, unless one is there already.
+    fn connected_h2(&self, address: SocketAddr, sender: Option<http2::SendRequest<HttpBody>>) {
         let mut endpoints = self.endpoints();
         let endpoint = endpoints.entry(address).or_default();
+        endpoint.connecting = None;
+        let Some(sender) = sender else {
+            return;
+        };
         if endpoint
             .shared
             .as_ref()

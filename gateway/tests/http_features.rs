@@ -370,6 +370,9 @@ async fn weighted_destinations_and_mirror() {
     let url = format!("http://{address}/");
     let mut args = vec![
         "-sS",
+        // curl() bounds its requests; so does this batch, or a hung gateway hangs the test.
+        "--max-time",
+        "30",
         "-o",
         "/dev/null",
         "-w",

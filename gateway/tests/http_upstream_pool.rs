@@ -300,7 +300,7 @@ where
 /// retires it and the next request opens a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_upstream_requests_share_a_connection_until_retired() {
-    for (limit, expected) in [(None, 1..=1), (Some(2u32), 3..=6)] {
+    for (limit, expected) in [(None, 1..=1), (Some(2u32), 3..=3)] {
         let (backend, connections) = start_h2_backend().await;
         let mut cluster = cluster(8000, "", API, &[backend]);
         cluster.protocol = Protocol::Http2 as i32;

@@ -232,27 +232,21 @@ impl Pool {
     /// The most recently used idle connection that can take a request now. Closed ones are
     /// dropped; busy ones (still finishing a response) stay for later.
     fn checkout_h1(&self, address: SocketAddr) -> Option<Lent> {
-        let mut closed = Vec::new();
-        let lent = {
-            let mut endpoints = self.endpoints();
-            let endpoint = endpoints.get_mut(&address)?;
-            let mut found = None;
-            let mut index = endpoint.idle.len();
-            while index > 0 {
-                index -= 1;
-                let sender = &endpoint.idle[index].lent.sender;
-                if sender.is_closed() {
-                    closed.extend(endpoint.idle.remove(index));
-                } else if sender.is_ready() {
-                    found = endpoint.idle.remove(index);
-                    break;
-                }
+        let mut endpoints = self.endpoints();
+        let endpoint = endpoints.get_mut(&address)?;
+        let mut index = endpoint.idle.len();
+        while index > 0 {
+            index -= 1;
+            let sender = &endpoint.idle[index].lent.sender;
+            if sender.is_closed() {
+                // Dropping a sender only wakes its connection's task, which never takes this
+                // lock (give_back and the HTTP/2 paths drop senders under it too).
+                endpoint.idle.remove(index);
+            } else if sender.is_ready() {
+                return endpoint.idle.remove(index).map(|idle| idle.lent);
             }
-            found.map(|idle| idle.lent)
-        };
-        // Dropped outside the lock: dropping a sender can wake its connection's task.
-        drop(closed);
-        lent
+        }
+        None
     }
 
     /// Counts the request, then gives the connection back when `response`'s body has been

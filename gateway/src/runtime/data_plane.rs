@@ -68,12 +68,6 @@ impl DataPlane {
         &self.handle
     }
 
-    /// Stops the runtime without waiting for its tasks: they are dropped where they stand.
-    /// Callable from async code (nothing here blocks).
-    pub fn shutdown_background(mut self) {
-        self.stop();
-    }
-
     fn stop(&mut self) {
         match self.kind.take() {
             Some(Kind::MultiThread(runtime)) => runtime.shutdown_background(),
@@ -88,6 +82,8 @@ impl DataPlane {
     }
 }
 
+/// Dropping stops the runtime without waiting for its tasks: they are dropped where they stand.
+/// Safe from async code (nothing here blocks).
 impl Drop for DataPlane {
     fn drop(&mut self) {
         self.stop();
@@ -111,7 +107,7 @@ mod tests {
                 .recv_timeout(std::time::Duration::from_secs(5))
                 .unwrap();
             assert_eq!(name.as_deref(), Some(THREAD_NAME), "{threads} thread(s)");
-            data_plane.shutdown_background();
+            drop(data_plane);
         }
     }
 

@@ -128,10 +128,8 @@ impl Gateway {
         let admin_shutdown = CancellationToken::new();
         let admin = match admin::start(&gateway, admin_shutdown.clone()).await {
             Ok(admin) => admin,
-            Err(error) => {
-                data_runtime.shutdown_background();
-                return Err(error.into());
-            }
+            // Dropping the data plane stops it.
+            Err(error) => return Err(error.into()),
         };
         Ok(GatewayHandle {
             gateway,
@@ -376,9 +374,8 @@ impl GatewayHandle {
         let quic_drained = lock(&self.gateway.inner.quic).shutdown(drain_timeout);
         futures::future::join(drained, quic_drained).await;
         self.admin_shutdown.cancel();
-        if let Some(runtime) = self.data_runtime.take() {
-            runtime.shutdown_background();
-        }
+        // Stopped first: its requests make the spans, and the flush below should see them all.
+        drop(self.data_runtime.take());
         if let Some(telemetry) = &self.gateway.inner.proxy.settings.telemetry {
             telemetry.shutdown().await;
         }
@@ -389,10 +386,5 @@ impl GatewayHandle {
 impl Drop for GatewayHandle {
     fn drop(&mut self) {
         self.admin_shutdown.cancel();
-        // A runtime cannot be dropped from async code (it would block): let its threads
-        // wind down in the background instead.
-        if let Some(runtime) = self.data_runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }

@@ -176,7 +176,6 @@ async fn a_host_that_never_resolved_gets_a_clear_503_and_flag() {
 /// gateway opens at least three upstream connections; without a limit it reuses one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_requests_per_connection_retires_upstream_connections() {
-    let dns = DnsServer::start().await;
     for (limit, backend_name) in [(Some(2u32), "limited"), (None, "unlimited")] {
         let backend = Counting::start(backend_name, 200).await;
         let mut cluster = cluster(8000, "", API, &[backend.address]);
@@ -184,13 +183,7 @@ async fn max_requests_per_connection_retires_upstream_connections() {
             max_requests_per_connection: max,
             ..Default::default()
         });
-        let gateway = gateway_for(&dns, API, cluster).await;
-        let address = gateway.listener_address(80).unwrap();
-        let url = format!("http://{address}/x");
-        let urls: Vec<&str> = std::iter::repeat_n(url.as_str(), 6).collect();
-        let mut args = vec!["-H", "Host: api.example.com"];
-        args.extend(urls);
-        let reply = curl(&args).await;
+        let (reply, gateway) = requests(cluster, 6, &[]).await;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(backend.count(), 6);
         let connections = backend.connections.load(Ordering::SeqCst);
@@ -205,13 +198,19 @@ async fn max_requests_per_connection_retires_upstream_connections() {
     }
 }
 
-/// `curl` sends `count` sequential requests on one client connection to `cluster`'s backend.
-async fn sequential(cluster: proto::Cluster, count: usize) -> (Reply, GatewayHandle) {
+/// `curl` sends `count` requests to `cluster`'s backend through a new gateway: one after the
+/// other on one client connection, unless `options` says otherwise.
+async fn requests(
+    cluster: proto::Cluster,
+    count: usize,
+    options: &[&str],
+) -> (Reply, GatewayHandle) {
     let dns = DnsServer::start().await;
     let gateway = gateway_for(&dns, API, cluster).await;
     let address = gateway.listener_address(80).unwrap();
     let url = format!("http://{address}/x");
     let mut args = vec!["-sS", "-H", "Host: api.example.com"];
+    args.extend_from_slice(options);
     args.extend(std::iter::repeat_n(url.as_str(), count));
     (curl(&args).await, gateway)
 }
@@ -222,7 +221,7 @@ async fn sequential(cluster: proto::Cluster, count: usize) -> (Reply, GatewayHan
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_the_upstream_closed_are_never_lent() {
     let backend = Counting::start_closing("closing", 200).await;
-    let (reply, gateway) = sequential(cluster(8000, "", API, &[backend.address]), 40).await;
+    let (reply, gateway) = requests(cluster(8000, "", API, &[backend.address]), 40, &[]).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(
         reply.body.matches("closing GET /x").count(),
@@ -244,7 +243,7 @@ async fn idle_upstream_connections_close_after_the_idle_timeout() {
         idle_timeout_ms: 400,
         ..Default::default()
     });
-    let (reply, gateway) = sequential(cluster, 3).await;
+    let (reply, gateway) = requests(cluster, 3, &[]).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(
         backend.connections.load(Ordering::SeqCst),
@@ -308,7 +307,7 @@ async fn http2_upstream_requests_share_a_connection_until_retired() {
             max_requests_per_connection: max,
             ..Default::default()
         });
-        let (reply, gateway) = sequential(cluster, 6).await;
+        let (reply, gateway) = requests(cluster, 6, &[]).await;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(reply.body.matches("h2 HTTP/2.0").count(), 6, "{reply:?}");
         let opened = connections.load(Ordering::SeqCst);
@@ -351,7 +350,7 @@ async fn start_trailers_backend() -> (SocketAddr, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_ending_in_trailers_give_their_connection_back() {
     let (backend, connections) = start_trailers_backend().await;
-    let (reply, gateway) = sequential(cluster(8000, "", API, &[backend]), 4).await;
+    let (reply, gateway) = requests(cluster(8000, "", API, &[backend]), 4, &[]).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body.matches("chunk\n").count(), 4, "{reply:?}");
     assert_eq!(connections.load(Ordering::SeqCst), 1);
@@ -365,21 +364,9 @@ async fn concurrent_first_http2_requests_open_one_connection() {
     let (backend, connections) = start_h2_backend().await;
     let mut cluster = cluster(8000, "", API, &[backend]);
     cluster.protocol = Protocol::Http2 as i32;
-    let dns = DnsServer::start().await;
-    let gateway = gateway_for(&dns, API, cluster).await;
-    let address = gateway.listener_address(80).unwrap();
-    let url = format!("http://{address}/x");
     // Ten client connections at once, each with one request.
-    let mut args = vec![
-        "-Z",
-        "--parallel-immediate",
-        "--parallel-max",
-        "10",
-        "-H",
-        "Host: api.example.com",
-    ];
-    args.extend(std::iter::repeat_n(url.as_str(), 10));
-    let reply = curl(&args).await;
+    let parallel = ["-Z", "--parallel-immediate", "--parallel-max", "10"];
+    let (reply, gateway) = requests(cluster, 10, &parallel).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body.matches("h2 HTTP/2.0").count(), 10, "{reply:?}");
     assert_eq!(connections.load(Ordering::SeqCst), 1);

@@ -5,14 +5,15 @@
 use rustc_hash::FxHashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_util::either::Either;
 
 use super::pool::PoolSettings;
 pub use super::pool::{UpstreamClient, UpstreamError};
@@ -33,8 +34,68 @@ pub struct Connector {
     tls: Option<OriginationTls>,
 }
 
-/// A connection to an upstream: plain TCP, or TLS when the cluster originates it.
-pub type UpstreamIo = TokioIo<Either<TcpStream, TlsStream<TcpStream>>>;
+pub enum UpstreamIo {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_flush(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpstreamIo::Plain(io) => io.is_write_vectored(),
+            UpstreamIo::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+}
 
 impl Connector {
     /// Whether this connector has these settings (the same TLS configuration, not an equal
@@ -71,7 +132,7 @@ impl Connector {
         // Small requests must not wait for Nagle; failing to set it costs latency only.
         let _ = stream.set_nodelay(true);
         let Some(tls) = &self.tls else {
-            return Ok(TokioIo::new(Either::Left(stream)));
+            return Ok(UpstreamIo::Plain(TokioIo::new(stream)));
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
         let handshake = connector.connect(tls.server_name.clone(), stream);
@@ -83,7 +144,7 @@ impl Connector {
                     format!("TLS handshake with {address} timed out"),
                 )
             })??;
-        Ok(TokioIo::new(Either::Right(stream)))
+        Ok(UpstreamIo::Tls(Box::new(TokioIo::new(stream))))
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Connector {
     tls: Option<OriginationTls>,
 }
 
+/// A connection to an upstream. Hand-written rather than tokio-util's `Either` under one
+/// `TokioIo`: that cost ~9k more instructions per proxied request (`bench/https.sh
+/// --instructions`: HTTP/1.1 59.1k against 50.0k).
 pub enum UpstreamIo {
     Plain(TokioIo<TcpStream>),
     Tls(Box<TokioIo<TlsStream<TcpStream>>>),

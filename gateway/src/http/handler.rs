@@ -2,6 +2,7 @@
 //! rules of its connection's route table, then answer locally or forward it.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -185,7 +186,9 @@ async fn route_request<'c>(
         if let Some((delay, percentage)) = fault.delay
             && rolls_under(percentage)
         {
-            tokio::time::sleep(delay).await;
+            // Boxed: a fault is rare, and its timer would otherwise enlarge every request's
+            // future.
+            Box::pin(tokio::time::sleep(delay)).await;
             fault_flags = flags::FAULT_DELAY;
         }
         if let Some((status, percentage)) = fault.abort
@@ -453,9 +456,11 @@ async fn forward_request<'c>(
                     return Err((unforwardable_path(), flags::DOWNSTREAM_PROTOCOL_ERROR, None));
                 }
             };
-            let call = client.request(picked.address, request);
+            // Pinned where it stands: the bounded and the unbounded branch then both hold a
+            // pointer to it, not a copy each (see `exchanged` below).
+            let mut call = pin!(client.request(picked.address, request));
             let result = match per_try {
-                Some(limit) => match tokio::time::timeout(limit, call).await {
+                Some(limit) => match tokio::time::timeout(limit, call.as_mut()).await {
                     Ok(result) => result.map_err(classify),
                     Err(_) => Err(AttemptError::Timeout),
                 },
@@ -509,8 +514,13 @@ async fn forward_request<'c>(
             }
         }
     };
+    // Awaiting `exchange` itself in one branch and a timeout owning it in the other would
+    // give the state machine room for two copies, and every request's future is copied
+    // whole as it moves (bench/https.sh --instructions counted the copies). Pinned, both
+    // branches hold a pointer.
+    let mut exchange = pin!(exchange);
     let exchanged = match forward.timeout {
-        Some(limit) => match tokio::time::timeout(limit, exchange).await {
+        Some(limit) => match tokio::time::timeout(limit, exchange.as_mut()).await {
             Ok(result) => result,
             Err(_) => Err((local::upstream_timeout(), flags::UPSTREAM_TIMEOUT, None)),
         },

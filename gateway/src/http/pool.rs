@@ -173,7 +173,9 @@ impl UpstreamClient {
                 Err(failed) => (request, resent) = next_attempt(address, failed, copy, resent)?,
             }
         }
-        let mut sender = connect_h1(&self.0.connector, address).await?;
+        // Connecting is rare next to reusing: boxed, its futures do not sit in (and get
+        // copied with) every request's future.
+        let mut sender = Box::pin(connect_h1(&self.0.connector, address)).await?;
         let response = sender
             .send_request(request)
             .await
@@ -210,7 +212,7 @@ impl UpstreamClient {
         // retired or closed already) this request gets a connection of its own.
         let mut sender = match shared {
             Some(sender) => sender,
-            None => connect_h2(&self.0.connector, address).await?,
+            None => Box::pin(connect_h2(&self.0.connector, address)).await?,
         };
         sender
             .send_request(request)

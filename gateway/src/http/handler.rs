@@ -13,7 +13,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
-use super::body::{BoxError, HttpBody, boxed, collect_limited, full};
+use super::body::{BoxError, HttpBody, boxed, collect_limited, empty, full};
 use super::client::UpstreamError;
 use super::context::{ConnectionContext, HttpProtocol};
 use super::grpc_web::{self, GrpcWeb};
@@ -253,11 +253,7 @@ fn prepare_upstream_headers(
     authority: &str,
 ) -> HeaderValue {
     let out = &mut parts.headers;
-    headers::remove_hop_by_hop(out);
-    headers::add_forwarded(out, &conn.peer_ip, conn.scheme());
-    let request_id = headers::ensure_request_id(out);
-    // The gateway is the edge: a client-supplied XFCC is never trusted.
-    out.remove(&headers::X_FORWARDED_CLIENT_CERT);
+    let request_id = headers::edge_request(out, &conn.peer_ip, conn.scheme());
     if let Some(cert) = conn.tls.as_ref().and_then(|tls| tls.client_cert.clone()) {
         out.insert(headers::X_FORWARDED_CLIENT_CERT.clone(), cert);
     }
@@ -308,6 +304,9 @@ enum Payload {
 impl Payload {
     fn take(&mut self) -> Option<HttpBody> {
         match self {
+            // An empty body boxes nothing (`Empty` has no size): no allocation for the
+            // common bodiless request.
+            Payload::Buffered(bytes) if bytes.is_empty() => Some(empty()),
             Payload::Buffered(bytes) => Some(full(bytes.clone())),
             Payload::Streaming(body) => body.take(),
         }

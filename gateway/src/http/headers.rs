@@ -29,21 +29,72 @@ const HOP_BY_HOP: [&HeaderName; 6] = [
     &header::PROXY_AUTHORIZATION,
 ];
 
+/// Which of the headers the gateway edits a message carries, from one pass over its names:
+/// looking up or removing a name that is absent still hashes it and probes the table, and
+/// most requests carry none of these.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Carried {
+    connection: bool,
+    te: bool,
+    other_hop_by_hop: bool,
+    forwarded_for: bool,
+    request_id: bool,
+    client_cert: bool,
+}
+
+impl Carried {
+    fn scan(headers: &HeaderMap) -> Self {
+        let mut carried = Carried::default();
+        for name in headers.keys() {
+            if name == header::CONNECTION {
+                carried.connection = true;
+            } else if name == header::TE {
+                carried.te = true;
+            } else if HOP_BY_HOP.contains(&name) {
+                carried.other_hop_by_hop = true;
+            } else if name == X_FORWARDED_FOR {
+                carried.forwarded_for = true;
+            } else if name == X_REQUEST_ID {
+                carried.request_id = true;
+            } else if name == X_FORWARDED_CLIENT_CERT {
+                carried.client_cert = true;
+            }
+        }
+        carried
+    }
+}
+
+/// A request's headers as the edge gateway forwards them: hop-by-hop headers removed,
+/// `x-forwarded-for`/`-proto` set ([`add_forwarded`]), a client's `x-forwarded-client-cert`
+/// dropped (never trusted from outside), and an `x-request-id` kept or made. Returns the
+/// request id.
+pub fn edge_request(
+    headers: &mut HeaderMap,
+    peer: &HeaderValue,
+    scheme: &'static str,
+) -> HeaderValue {
+    let carried = Carried::scan(headers);
+    strip_hop_by_hop(headers, carried);
+    set_forwarded(headers, peer, scheme, carried.forwarded_for);
+    if carried.client_cert {
+        headers.remove(&X_FORWARDED_CLIENT_CERT);
+    }
+    request_id(headers, carried.request_id)
+}
+
 /// Headers that describe one hop's connection and must not be forwarded (RFC 9110 §7.6.1),
 /// plus any the `connection` header names. `te: trailers` survives: gRPC needs it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names: most messages carry none of these, and a removal of an absent
-    // name still costs a hash and a probe per name.
-    let (mut connection, mut te, mut other) = (false, false, false);
-    for name in headers.keys() {
-        if name == header::CONNECTION {
-            connection = true;
-        } else if name == header::TE {
-            te = true;
-        } else if HOP_BY_HOP.contains(&name) {
-            other = true;
-        }
-    }
+    strip_hop_by_hop(headers, Carried::scan(headers));
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap, carried: Carried) {
+    let Carried {
+        connection,
+        te,
+        other_hop_by_hop: other,
+        ..
+    } = carried;
     if connection {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -110,7 +161,17 @@ pub fn ip_value(ip: IpAddr) -> HeaderValue {
 /// `x-forwarded-for` and states the scheme the client used, replacing whatever the client
 /// claimed.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'static str) {
-    let value = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+    let carried = headers.contains_key(&X_FORWARDED_FOR);
+    set_forwarded(headers, peer, scheme, carried);
+}
+
+fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'static str, carried: bool) {
+    let existing = if carried {
+        headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes)
+    } else {
+        None
+    };
+    let value = match existing {
         Some(existing) if !existing.is_empty() => {
             let peer = peer.as_bytes();
             let mut joined = Vec::with_capacity(existing.len() + 1 + peer.len());
@@ -129,7 +190,13 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'stat
 
 /// Keeps the client's `x-request-id` (so a trace can start at the client) or makes one.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_REQUEST_ID)
+    let carried = headers.contains_key(&X_REQUEST_ID);
+    request_id(headers, carried)
+}
+
+fn request_id(headers: &mut HeaderMap, carried: bool) -> HeaderValue {
+    if carried
+        && let Some(id) = headers.get(&X_REQUEST_ID)
         && !id.is_empty()
     {
         return id.clone();
@@ -217,6 +284,48 @@ mod tests {
         headers.insert(header::TE, "gzip".parse().unwrap());
         remove_hop_by_hop(&mut headers);
         assert!(headers.get(header::TE).is_none());
+    }
+
+    /// `edge_request`'s one pass against the edits made one by one, for every mix of the
+    /// headers it looks for (a `connection` header naming one of them included).
+    #[test]
+    fn edge_request_equals_its_edits_made_one_by_one() {
+        let peer = ip_value("192.0.2.7".parse().unwrap());
+        let present: [(&str, &str); 8] = [
+            ("connection", "keep-alive, x-request-id"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-request-id", "client-id"),
+            ("x-forwarded-client-cert", "By=spoofed"),
+            ("host", "a.example"),
+            ("x-other", "1"),
+        ];
+        for mask in 0u32..(1 << present.len()) {
+            let mut headers = HeaderMap::new();
+            for (bit, (name, value)) in present.iter().enumerate() {
+                if mask & (1 << bit) != 0 {
+                    headers.insert(*name, value.parse().unwrap());
+                }
+            }
+            let mut expected = headers.clone();
+            remove_hop_by_hop(&mut expected);
+            add_forwarded(&mut expected, &peer, "https");
+            let expected_id = ensure_request_id(&mut expected);
+            expected.remove(&X_FORWARDED_CLIENT_CERT);
+
+            let id = edge_request(&mut headers, &peer, "https");
+            assert_eq!(headers.get(&X_REQUEST_ID), Some(&id), "mask {mask:#b}");
+            if expected_id == "client-id" {
+                assert_eq!(id, expected_id, "mask {mask:#b}");
+            } else {
+                // Both made a fresh id; the rest must match.
+                assert_eq!(id.len(), 36, "mask {mask:#b}");
+                headers.remove(&X_REQUEST_ID);
+                expected.remove(&X_REQUEST_ID);
+            }
+            assert_eq!(headers, expected, "mask {mask:#b}");
+        }
     }
 
     #[test]

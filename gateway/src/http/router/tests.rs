@@ -392,6 +392,29 @@ fn strip_port_keeps_ipv6_literals() {
     assert_eq!(strip_port("a.example.com"), "a.example.com");
     assert_eq!(strip_port("[::1]:80"), "[::1]");
     assert_eq!(strip_port("a:"), "a:");
+    assert_eq!(strip_port("a:8x"), "a:8x");
+    assert_eq!(strip_port("a:1:2"), "a:1");
+    assert_eq!(strip_port(":80"), "");
+    assert_eq!(strip_port(""), "");
+}
+
+proptest! {
+    /// The byte search against the plain definition: the text before the last `:` when
+    /// what follows it is a non-empty run of digits.
+    #[test]
+    fn strip_port_is_the_text_before_a_numeric_last_colon(
+        authority in "[a-z0-9.:\\[\\]]{0,12}",
+    ) {
+        let expected = if authority.starts_with('[') {
+            authority.find(']').map_or(authority.as_str(), |end| &authority[..=end])
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+                _ => authority.as_str(),
+            }
+        };
+        prop_assert_eq!(strip_port(&authority), expected);
+    }
 }
 
 #[test]

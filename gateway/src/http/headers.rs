@@ -46,18 +46,21 @@ impl Carried {
     fn scan(headers: &HeaderMap) -> Self {
         let mut carried = Carried::default();
         for name in headers.keys() {
-            if name == header::CONNECTION {
-                carried.connection = true;
-            } else if name == header::TE {
-                carried.te = true;
-            } else if HOP_BY_HOP.contains(&name) {
-                carried.other_hop_by_hop = true;
-            } else if name == X_FORWARDED_FOR {
-                carried.forwarded_for = true;
-            } else if name == X_REQUEST_ID {
-                carried.request_id = true;
-            } else if name == X_FORWARDED_CLIENT_CERT {
-                carried.client_cert = true;
+            // By text: a string match dispatches on length and compares only names of that
+            // length, where `HeaderName` equality took a comparison per candidate.
+            match name.as_str() {
+                "connection" => carried.connection = true,
+                "te" => carried.te = true,
+                "keep-alive"
+                | "proxy-connection"
+                | "transfer-encoding"
+                | "upgrade"
+                | "proxy-authenticate"
+                | "proxy-authorization" => carried.other_hop_by_hop = true,
+                "x-forwarded-for" => carried.forwarded_for = true,
+                "x-request-id" => carried.request_id = true,
+                "x-forwarded-client-cert" => carried.client_cert = true,
+                _ => {}
             }
         }
         carried
@@ -95,7 +98,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, carried: Carried) {
         other_hop_by_hop: other,
         ..
     } = carried;
-    if connection {
+    // Nearly always `connection: keep-alive` or `close`, which name no other header: checked
+    // as whole values before the general token walk.
+    let names_others = connection
+        && headers.get_all(header::CONNECTION).iter().any(|value| {
+            let value = value.as_bytes();
+            !value.eq_ignore_ascii_case(b"keep-alive") && !value.eq_ignore_ascii_case(b"close")
+        });
+    if names_others {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -111,6 +121,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, carried: Carried) {
         for name in named {
             headers.remove(name);
         }
+    }
+    if connection {
         headers.remove(header::CONNECTION);
     }
     if other {
@@ -209,22 +221,16 @@ fn request_id(headers: &mut HeaderMap, carried: bool) -> HeaderValue {
 /// A random version-4 UUID, the shape Envoy generates.
 pub fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Where each byte's two hex digits go in `8-4-4-4-12`.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     // Version 4 in bits 76..80, the RFC 9562 variant `10` in bits 62..64.
     let high = (random_u64() & !0xf000) | 0x4000;
     let low = (random_u64() & !(0b11 << 62)) | (0b10 << 62);
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&high.to_be_bytes());
-    bytes[8..].copy_from_slice(&low.to_be_bytes());
-    let mut text = [0u8; 36];
-    let mut at = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            text[at] = b'-';
-            at += 1;
-        }
+    let bytes = (u128::from(high) << 64 | u128::from(low)).to_be_bytes();
+    let mut text = [b'-'; 36];
+    for (byte, at) in bytes.iter().zip(AT) {
         text[at] = HEX[usize::from(byte >> 4)];
         text[at + 1] = HEX[usize::from(byte & 0xf)];
-        at += 2;
     }
     // Hex digits and dashes are always a valid header value.
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
@@ -325,6 +331,29 @@ mod tests {
                 expected.remove(&X_REQUEST_ID);
             }
             assert_eq!(headers, expected, "mask {mask:#b}");
+        }
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_recognised_by_the_scan() {
+        for name in HOP_BY_HOP {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, "1".parse().unwrap());
+            assert!(Carried::scan(&headers).other_hop_by_hop, "{name}");
+            remove_hop_by_hop(&mut headers);
+            assert!(headers.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn connection_keep_alive_or_close_alone_is_just_removed() {
+        for value in ["keep-alive", "Keep-Alive", "close"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONNECTION, value.parse().unwrap());
+            headers.insert("x-kept", "1".parse().unwrap());
+            remove_hop_by_hop(&mut headers);
+            assert!(headers.get(header::CONNECTION).is_none(), "{value}");
+            assert_eq!(headers.len(), 1, "{value}");
         }
     }
 

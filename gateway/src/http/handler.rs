@@ -546,7 +546,9 @@ async fn forward_request<'c>(
     );
     head.version = Version::default();
     let body = match web {
-        None => boxed(body),
+        // Already boxed by the upstream client: boxing again would add an allocation and a
+        // layer to every frame.
+        None => body,
         Some(web) => match collect_limited(body, MAX_GRPC_WEB_BODY).await {
             Some((messages, trailers)) => {
                 head.headers

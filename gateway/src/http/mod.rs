@@ -17,6 +17,7 @@ mod pool;
 pub mod router;
 mod series_cache;
 mod server;
+mod until_cancelled;
 
 pub use body::{BoxError, HttpBody};
 pub use client::{ClientCache, OriginationTls};

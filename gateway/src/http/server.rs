@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::body::HttpBody;
 use super::context::ConnectionContext;
 use super::handle_request;
+use super::until_cancelled::UntilCancelled;
 use crate::proxy::Proxy;
 
 /// Limits that protect the gateway from one client.
@@ -72,13 +73,8 @@ pub async fn serve_connection<I>(
             Box::pin(handle_request(proxy, conn, request));
         async move { Ok::<_, Infallible>(handled.await) }
     });
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    tokio::select! {
-        served = connection => {
-            if let Err(error) = served {
-                tracing::debug!(%error, "HTTP connection ended with an error");
-            }
-        }
-        () = force_close.cancelled() => {}
+    let connection = pin!(builder.serve_connection(TokioIo::new(io), service));
+    if let Some(Err(error)) = UntilCancelled::new(connection, force_close).await {
+        tracing::debug!(%error, "HTTP connection ended with an error");
     }
 }

@@ -364,7 +364,14 @@ async fn forward_request<'c>(
         outcome.flags = flags::UPSTREAM_OVERFLOW;
         return (local::overflow(), outcome);
     };
-    let web = GrpcWeb::detect(&parts.headers);
+    // gRPC-web's content types are gRPC's with a suffix: a request that is neither (the
+    // common case) reads its content type once.
+    let grpc = is_grpc(&parts.headers);
+    let web = if grpc {
+        GrpcWeb::detect(&parts.headers)
+    } else {
+        None
+    };
     let wants_replay = forward.retries.is_some() || forward.mirror.is_some();
     let mut payload = match read_payload(body, web, wants_replay).await {
         Ok(payload) => payload,
@@ -376,7 +383,7 @@ async fn forward_request<'c>(
     if web.is_some() {
         grpc_web::to_grpc_request(&mut parts.headers);
     }
-    let http2 = cluster.http2 || web.is_some() || is_grpc(&parts.headers);
+    let http2 = cluster.http2 || grpc;
     let client =
         proxy
             .http
@@ -542,7 +549,7 @@ async fn forward_request<'c>(
     headers::remove_hop_by_hop(&mut head.headers);
     head.headers.insert(
         headers::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
-        HeaderValue::from(upstream_ms),
+        headers::service_time(upstream_ms),
     );
     head.version = Version::default();
     let body = match web {

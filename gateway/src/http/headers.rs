@@ -236,6 +236,16 @@ pub fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+/// `x-envoy-upstream-service-time` for `ms`. Under 10 ms, the common case, the value is a
+/// static one: `HeaderValue::from(u64)` allocates for every response.
+pub fn service_time(ms: u64) -> HeaderValue {
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match usize::try_from(ms).ok().and_then(|index| SMALL.get(index)) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(ms),
+    }
+}
+
 /// `x-forwarded-client-cert` in Envoy's format for a verified client certificate:
 /// `Hash=<sha256 hex>;Subject="<subject>";URI=<uri SAN>` (and `DNS=` for DNS SANs).
 pub fn client_cert_header(leaf_der: &[u8]) -> Option<HeaderValue> {
@@ -354,6 +364,13 @@ mod tests {
             remove_hop_by_hop(&mut headers);
             assert!(headers.get(header::CONNECTION).is_none(), "{value}");
             assert_eq!(headers.len(), 1, "{value}");
+        }
+    }
+
+    #[test]
+    fn service_times_read_as_their_milliseconds() {
+        for ms in [0, 1, 9, 10, 11, 99, 1234, u64::MAX] {
+            assert_eq!(service_time(ms), ms.to_string().as_str(), "{ms}");
         }
     }
 

@@ -479,7 +479,7 @@ async fn forward_request<'c>(
                     if status.is_server_error() {
                         proxy.upstreams.record_failure(cluster, picked.address);
                     } else {
-                        proxy.upstreams.record_success(cluster, picked.address);
+                        picked.health.record_success();
                     }
                     if !last && retry_on.retries_status(status) {
                         continue;

@@ -59,7 +59,7 @@ pub async fn connect(
         let attempt = tokio::time::timeout(timeout, TcpStream::connect(picked.address)).await;
         let error = match attempt {
             Ok(Ok(stream)) => {
-                upstreams.record_success(cluster, picked.address);
+                picked.health.record_success();
                 // Latency matters more than packet count for proxied protocols; a failure
                 // here only costs throughput, so it is not worth dropping the connection.
                 let _ = stream.set_nodelay(true);

@@ -66,6 +66,25 @@ pub struct Picked {
     /// The chosen endpoint's Istio cluster id (empty if unknown).
     pub cluster_id: Arc<str>,
     pub active: ActiveConnection,
+    pub health: Health,
+}
+
+/// Reports a picked endpoint's success to its cluster's state, which the pick already
+/// found: looking the cluster up again cost a lock, a hash and an `Arc` per request.
+#[derive(Debug)]
+pub struct Health {
+    balance: Arc<Mutex<ClusterBalance>>,
+    address: SocketAddr,
+}
+
+impl Health {
+    /// Clears the endpoint's consecutive failures (and decays its ejection count).
+    pub fn record_success(&self) {
+        // An endpoint without state has nothing to clear.
+        if let Some(state) = lock(&self.balance).endpoints.get_mut(&self.address) {
+            state.health.record_success();
+        }
+    }
 }
 
 /// What the admin listing shows for one endpoint.
@@ -98,13 +117,21 @@ pub struct Upstreams {
 }
 
 /// Counts a request or connection against the chosen endpoint until the `Picked` drops.
-fn picked(balance: &mut ClusterBalance, endpoint: &EndpointConfig) -> Picked {
+fn picked(
+    shared: &Arc<Mutex<ClusterBalance>>,
+    balance: &mut ClusterBalance,
+    endpoint: &EndpointConfig,
+) -> Picked {
     let state = balance.endpoints.entry(endpoint.address).or_default();
     state.active.fetch_add(1, Ordering::Relaxed);
     Picked {
         address: endpoint.address,
         cluster_id: Arc::clone(&endpoint.cluster_id),
         active: ActiveConnection(Arc::clone(&state.active)),
+        health: Health {
+            balance: Arc::clone(shared),
+            address: endpoint.address,
+        },
     }
 }
 
@@ -205,15 +232,15 @@ impl Upstreams {
         exclude: &[SocketAddr],
     ) -> Option<Picked> {
         let endpoints = self.endpoints(cluster);
-        let balance = self.balance(&cluster.name);
-        let mut balance = lock(&balance);
+        let shared = self.balance(&cluster.name);
+        let mut balance = lock(&shared);
         if let [only] = &endpoints[..] {
             // One candidate: every policy picks it (ejected or not, as below), and the
             // candidate lists and weights need not be built.
             if !filter.allows(only) || exclude.contains(&only.address) {
                 return None;
             }
-            return Some(picked(&mut balance, only));
+            return Some(picked(&shared, &mut balance, only));
         }
         let now = Instant::now();
         let eligible: Vec<&EndpointConfig> = endpoints
@@ -277,17 +304,7 @@ impl Upstreams {
             LbPolicy::Random => balancer::weighted_random(&weights, random::random_u64())?,
         };
         let endpoint = pool.get(chosen)?;
-        Some(picked(&mut balance, endpoint))
-    }
-
-    pub fn record_success(&self, cluster: &ClusterConfig, address: SocketAddr) {
-        let balance = self.balance(&cluster.name);
-        lock(&balance)
-            .endpoints
-            .entry(address)
-            .or_default()
-            .health
-            .record_success();
+        Some(picked(&shared, &mut balance, endpoint))
     }
 
     /// Counts a connect failure and ejects the endpoint when the cluster's outlier policy
@@ -509,6 +526,30 @@ mod tests {
         assert!(!upstreams.status(&cluster.name, live).ejected);
         let only_dead = upstreams.pick(&cluster, &EndpointFilter::default(), &[live]);
         assert_eq!(only_dead.unwrap().address, dead);
+    }
+
+    #[test]
+    fn a_picked_endpoints_success_clears_its_failures() {
+        let upstreams = Upstreams::new(Metrics::new(), DnsSettings::default());
+        let cluster = cluster(LbPolicy::RoundRobin, vec![endpoint(1, 1)]);
+        let address = SocketAddr::from(([127, 0, 0, 1], 1));
+        upstreams.record_failure(&cluster, address);
+        assert_eq!(
+            upstreams
+                .status(&cluster.name, address)
+                .consecutive_failures,
+            1
+        );
+        let picked = upstreams
+            .pick(&cluster, &EndpointFilter::default(), &[])
+            .unwrap();
+        picked.health.record_success();
+        assert_eq!(
+            upstreams
+                .status(&cluster.name, address)
+                .consecutive_failures,
+            0
+        );
     }
 
     #[test]

@@ -173,12 +173,17 @@ pub fn ip_value(ip: IpAddr) -> HeaderValue {
 /// `x-forwarded-for` and states the scheme the client used, replacing whatever the client
 /// claimed.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'static str) {
-    let carried = headers.contains_key(&X_FORWARDED_FOR);
-    set_forwarded(headers, peer, scheme, carried);
+    set_forwarded(headers, peer, scheme, true);
 }
 
-fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'static str, carried: bool) {
-    let existing = if carried {
+/// `may_carry` false: the caller's scan found no `x-forwarded-for`, so it is not looked up.
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: &HeaderValue,
+    scheme: &'static str,
+    may_carry: bool,
+) {
+    let existing = if may_carry {
         headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes)
     } else {
         None
@@ -202,12 +207,12 @@ fn set_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'static s
 
 /// Keeps the client's `x-request-id` (so a trace can start at the client) or makes one.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    let carried = headers.contains_key(&X_REQUEST_ID);
-    request_id(headers, carried)
+    request_id(headers, true)
 }
 
-fn request_id(headers: &mut HeaderMap, carried: bool) -> HeaderValue {
-    if carried
+/// `may_carry` false: the caller's scan found no `x-request-id`, so it is not looked up.
+fn request_id(headers: &mut HeaderMap, may_carry: bool) -> HeaderValue {
+    if may_carry
         && let Some(id) = headers.get(&X_REQUEST_ID)
         && !id.is_empty()
     {
